@@ -1,0 +1,720 @@
+//! The public handle: admission, outcome recording, manual control, observation.
+//!
+//! Thin by design: admission and every state change go through [`StateCell`] (the packed word),
+//! outcomes of CLOSED calls through the [`Window`], trip decisions through [`TripRules`]. The
+//! sync `call`, the async `call_async`, permits and the tower layer all use the same two
+//! functions, `acquire_ticket` and `complete`; no state-machine logic is written twice.
+
+use crate::backoff::OpenWait;
+use crate::clock::Clock;
+use crate::config::{Builder, Config, WindowConfig};
+use crate::error::{CallError, Rejected};
+use crate::events::{EventKind, Listener, Listeners, Outcome, Transition, TransitionReason};
+use crate::metrics::{bump, new_totals, read, Metrics, Totals};
+use crate::permit::{Kind, OwnedPermit, Permit, Ticket};
+use crate::policy::TripRules;
+use crate::state::{tag_of, State, StateCell, Word};
+use crate::sync::{atomic_u32, atomic_u64, AtomicU32, AtomicU64, Ordering};
+use crate::window::{CountWindow, Recorded, Streak, TimeWindow, Window, FAILED, SLOW};
+use crossbeam_utils::CachePadded;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[cfg(not(breakerbox_loom))]
+/// The clock a breaker uses unless told otherwise.
+pub type DefaultClock = crate::clock::QuantaClock;
+#[cfg(breakerbox_loom)]
+/// The clock a breaker uses unless told otherwise (the manual clock under loom).
+pub type DefaultClock = crate::clock::ManualClock;
+
+/// A circuit breaker. Share it by reference or in an `Arc`; every method takes `&self`.
+///
+/// ```
+/// use breakerbox::{CallError, CircuitBreaker, ManualClock, State};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new();
+/// let breaker = CircuitBreaker::builder()
+///     .consecutive_failures(3)
+///     .open_wait(Duration::from_secs(10))
+///     .clock(clock.clone())
+///     .build()
+///     .unwrap();
+///
+/// for _ in 0..3 {
+///     let r: Result<(), CallError<&str>> = breaker.call(|| Err("boom"));
+///     assert!(matches!(r, Err(CallError::Failed("boom"))));
+/// }
+/// assert_eq!(breaker.state(), State::Open);
+/// let rejected = breaker.try_acquire().unwrap_err();
+/// assert_eq!(rejected.retry_after(), Some(Duration::from_secs(10)));
+///
+/// clock.advance(Duration::from_secs(10));
+/// breaker.call(|| Ok::<_, ()>(())).unwrap(); // the trial call closes it
+/// assert_eq!(breaker.state(), State::Closed);
+/// ```
+pub struct CircuitBreaker<C: Clock = DefaultClock> {
+    state: StateCell,
+    window: Window,
+    streak: Option<Streak>,
+    /// Alone on its line: written on every rejection, which must not slow the readers of
+    /// `state`.
+    rejected: CachePadded<AtomicU64>,
+    totals: CachePadded<Totals>,
+    /// Openings since the breaker last closed (drives the backoff).
+    opens_in_row: AtomicU32,
+    rules: TripRules,
+    /// Slow-call threshold in ns; 0 when the slow-call rule is off.
+    slow_ns: u64,
+    /// Whether recording needs the clock (slow calls or a time window).
+    record_needs_clock: bool,
+    permits: u32,
+    successes_needed: u32,
+    config: Config,
+    clock: C,
+    listeners: Listeners,
+    name: Arc<str>,
+}
+
+impl CircuitBreaker<DefaultClock> {
+    /// A builder with the default configuration (see [`Config`]) and the default clock.
+    pub fn builder() -> Builder<DefaultClock> {
+        Builder::with_clock(DefaultClock::default())
+    }
+}
+
+impl<C: Clock> CircuitBreaker<C> {
+    pub(crate) fn from_parts(config: Config, clock: C, name: Option<String>) -> Self {
+        let gen = 0;
+        let tag = tag_of(gen);
+        let window = match config.window {
+            WindowConfig::Count { size } => Window::Count(CountWindow::new(size, tag)),
+            WindowConfig::Time { duration, buckets } => {
+                let width = (duration / buckets.max(1)).as_nanos() as u64;
+                Window::Time(TimeWindow::new(width, buckets, tag))
+            }
+        };
+        let rules = config.trip_rules();
+        let slow_ns = match config.slow_call_rate_threshold {
+            Some(_) => config.slow_call_duration.as_nanos().min(u64::MAX as u128) as u64,
+            None => 0,
+        };
+        CircuitBreaker {
+            state: StateCell::new(Word::new(State::Closed, gen, 0)),
+            record_needs_clock: slow_ns != 0 || matches!(window, Window::Time(_)),
+            window,
+            streak: config.consecutive_failures.map(|_| Streak::new()),
+            rejected: CachePadded::new(atomic_u64(0)),
+            totals: new_totals(),
+            opens_in_row: atomic_u32(0),
+            rules,
+            slow_ns,
+            permits: config.half_open_permits,
+            successes_needed: config.half_open_successes,
+            config,
+            clock,
+            listeners: Listeners::new(),
+            name: name.unwrap_or_else(|| "default".into()).into(),
+        }
+    }
+
+    /// The breaker's name (`"default"` unless set).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The clock it reads.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    // ----- admission -------------------------------------------------------------------
+
+    /// Asks to make one call. `Ok` carries a [`Permit`] to report the outcome on; `Err` says
+    /// the breaker is open (with the time until the next trial) or half-open and full.
+    #[inline]
+    pub fn try_acquire(&self) -> Result<Permit<'_, C>, Rejected> {
+        self.acquire_ticket().map(|t| Permit::new(self, t))
+    }
+
+    /// Like [`try_acquire`](Self::try_acquire), with a permit that owns an `Arc` of the
+    /// breaker (for `'static` futures).
+    #[inline]
+    pub fn try_acquire_owned(self: &Arc<Self>) -> Result<OwnedPermit<C>, Rejected> {
+        self.acquire_ticket()
+            .map(|t| OwnedPermit::new(Arc::clone(self), t))
+    }
+
+    /// Whether a call would be admitted right now, without taking a permit or changing state.
+    pub fn would_admit(&self) -> bool {
+        let w = self.state.load();
+        match w.kind() {
+            State::Closed | State::Disabled | State::MetricsOnly => true,
+            State::ForcedOpen => false,
+            State::Open => w.remaining_us(self.now_us()).is_none(),
+            State::HalfOpen => w.inflight() < self.permits,
+        }
+    }
+
+    #[inline]
+    fn start_ns(&self) -> u64 {
+        if self.slow_ns != 0 {
+            self.clock.recent_nanos()
+        } else {
+            0
+        }
+    }
+
+    #[inline]
+    fn now_us(&self) -> u64 {
+        self.clock.recent_nanos() / 1_000
+    }
+
+    #[inline]
+    pub(crate) fn acquire_ticket(&self) -> Result<Ticket, Rejected> {
+        let w = self.state.load();
+        if w.is(State::Closed) {
+            return Ok(Ticket {
+                gen: w.gen(),
+                kind: Kind::Window,
+                start_ns: self.start_ns(),
+            });
+        }
+        if w.is(State::Open) {
+            if let Some(left) = w.remaining_us(self.now_us()) {
+                return Err(self.reject(State::Open, Some(Duration::from_micros(left))));
+            }
+        }
+        self.acquire_contended(w)
+    }
+
+    /// Every case but CLOSED and a still-waiting OPEN: the CAS loop over the state word.
+    fn acquire_contended(&self, mut w: Word) -> Result<Ticket, Rejected> {
+        loop {
+            let (next, kind) = match w.kind() {
+                State::Closed | State::MetricsOnly => {
+                    return Ok(Ticket {
+                        gen: w.gen(),
+                        kind: Kind::Window,
+                        start_ns: self.start_ns(),
+                    })
+                }
+                State::Disabled => {
+                    return Ok(Ticket {
+                        gen: w.gen(),
+                        kind: Kind::Pass,
+                        start_ns: 0,
+                    })
+                }
+                State::ForcedOpen => return Err(self.reject(State::ForcedOpen, None)),
+                State::Open => {
+                    if let Some(left) = w.remaining_us(self.now_us()) {
+                        return Err(self.reject(State::Open, Some(Duration::from_micros(left))));
+                    }
+                    // The wait is over: move to HALF-OPEN holding the first trial permit, in
+                    // one CAS, so the caller that opens the door is the first one through.
+                    (
+                        w.next(State::HalfOpen, Word::half_open_payload(1, 0)),
+                        State::Open,
+                    )
+                }
+                State::HalfOpen => {
+                    if w.inflight() >= self.permits {
+                        return Err(self.reject(State::HalfOpen, None));
+                    }
+                    let payload = Word::half_open_payload(w.inflight() + 1, w.trial_successes());
+                    (
+                        Word::new(State::HalfOpen, w.gen(), payload),
+                        State::HalfOpen,
+                    )
+                }
+            };
+            match self.state.cas(w, next) {
+                Ok(()) => {
+                    if kind == State::Open {
+                        self.transitioned(w, next, TransitionReason::OpenWaitElapsed, None);
+                    }
+                    return Ok(Ticket {
+                        gen: next.gen(),
+                        kind: Kind::Trial,
+                        start_ns: self.start_ns(),
+                    });
+                }
+                Err(found) => w = found,
+            }
+        }
+    }
+
+    #[inline]
+    fn reject(&self, state: State, retry_after: Option<Duration>) -> Rejected {
+        bump(&self.rejected);
+        self.listeners
+            .emit(&self.name, || EventKind::Rejected { state, retry_after });
+        Rejected { state, retry_after }
+    }
+
+    // ----- outcomes --------------------------------------------------------------------
+
+    /// Records the outcome of an admitted call. Called by permits (also on drop).
+    #[inline]
+    pub(crate) fn complete(&self, t: Ticket, outcome: Outcome) {
+        if outcome == Outcome::Ignore {
+            return self.release(t);
+        }
+        let failed = outcome == Outcome::Failure;
+        let now = if self.record_needs_clock {
+            self.clock.recent_nanos()
+        } else {
+            0
+        };
+        let slow = self.slow_ns != 0 && now.saturating_sub(t.start_ns) >= self.slow_ns;
+        let counted = match t.kind {
+            Kind::Window => self.record_window(t, failed, slow, now),
+            Kind::Trial => self.record_trial(t, failed, slow),
+            Kind::Pass => {
+                bump(&self.totals.pass_calls);
+                true
+            }
+        };
+        if !counted {
+            bump(&self.totals.late);
+            self.listeners
+                .emit(&self.name, || EventKind::Late { outcome });
+            return;
+        }
+        if failed {
+            bump(&self.totals.failures);
+        }
+        if slow {
+            bump(&self.totals.slow);
+        }
+        self.listeners
+            .emit(&self.name, || EventKind::Recorded { outcome, slow });
+    }
+
+    #[inline]
+    fn record_window(&self, t: Ticket, failed: bool, slow: bool, now: u64) -> bool {
+        let tag = tag_of(t.gen);
+        let bits = if failed { FAILED } else { 0 } | if slow { SLOW } else { 0 };
+        let may_trip = self.rules.may_trip(failed, slow);
+        let counts = match self.window.record(tag, bits, now, may_trip) {
+            Recorded::Late => return false,
+            Recorded::Counted(c) => c,
+        };
+        let mut streak = 0;
+        if let Some(s) = &self.streak {
+            if failed {
+                match s.fail(tag) {
+                    Some(n) => streak = n,
+                    None => return false,
+                }
+            } else {
+                s.succeed(tag);
+            }
+        }
+        if let Some(counts) = counts {
+            if let Some(reason) = self.rules.evaluate(counts, streak) {
+                self.trip(t.gen, reason);
+            }
+        }
+        true
+    }
+
+    /// The wait for the next opening, given the openings since the last close.
+    fn next_open_wait(&self) -> (u32, Duration) {
+        // Relaxed: a backoff hint read on the (rare) transition path; a stale value only
+        // changes which step of the backoff is used.
+        let n = self.opens_in_row.load(Ordering::Relaxed).saturating_add(1);
+        let r = if self.config.jitter > 0.0 {
+            fastrand::f64()
+        } else {
+            0.0
+        };
+        (n, self.config.open_wait.wait(n, self.config.jitter, r))
+    }
+
+    /// CLOSED(gen) -> OPEN, if the breaker is still in that generation.
+    fn trip(&self, gen: u32, reason: crate::policy::TripReason) {
+        let w = self.state.load();
+        if !(w.is(State::Closed) && w.gen() == gen) {
+            return;
+        }
+        let (n, wait) = self.next_open_wait();
+        let next = w.next(State::Open, Word::open_payload(self.now_us(), wait));
+        if self.state.cas(w, next).is_ok() {
+            // Relaxed: see `next_open_wait`.
+            self.opens_in_row.store(n, Ordering::Relaxed);
+            bump(&self.totals.opened);
+            self.transitioned(w, next, TransitionReason::Tripped(reason), Some(wait));
+        }
+    }
+
+    fn record_trial(&self, t: Ticket, failed: bool, slow: bool) -> bool {
+        let bad = failed || (slow && self.rules.slow_rate.is_some());
+        let (n, wait) = if bad {
+            self.next_open_wait()
+        } else {
+            (0, Duration::ZERO)
+        };
+        let now_us = if bad { self.now_us() } else { 0 };
+        let needed = self.successes_needed;
+        let res = self.state.update(|w| {
+            if !(w.is(State::HalfOpen) && w.gen() == t.gen) {
+                return None;
+            }
+            Some(if bad {
+                w.next(State::Open, Word::open_payload(now_us, wait))
+            } else if w.trial_successes() + 1 >= needed {
+                w.next(State::Closed, 0)
+            } else {
+                let payload = Word::half_open_payload(
+                    w.inflight().saturating_sub(1),
+                    w.trial_successes() + 1,
+                );
+                Word::new(State::HalfOpen, w.gen(), payload)
+            })
+        });
+        let Ok((old, new)) = res else {
+            return false;
+        };
+        bump(&self.totals.trial_calls);
+        if new.is(State::Open) {
+            // Relaxed: see `next_open_wait`.
+            self.opens_in_row.store(n, Ordering::Relaxed);
+            bump(&self.totals.opened);
+            self.transitioned(
+                old,
+                new,
+                TransitionReason::TrialFailed { slow: !failed },
+                Some(wait),
+            );
+        } else if new.is(State::Closed) {
+            self.transitioned(
+                old,
+                new,
+                TransitionReason::TrialsSucceeded {
+                    successes: old.trial_successes() + 1,
+                },
+                None,
+            );
+        }
+        true
+    }
+
+    /// An admitted call that will not report: gives a trial slot back.
+    fn release(&self, t: Ticket) {
+        bump(&self.totals.ignored);
+        if t.kind != Kind::Trial {
+            return;
+        }
+        let _ = self.state.update(|w| {
+            (w.is(State::HalfOpen) && w.gen() == t.gen && w.inflight() > 0).then(|| {
+                Word::new(
+                    State::HalfOpen,
+                    w.gen(),
+                    Word::half_open_payload(w.inflight() - 1, w.trial_successes()),
+                )
+            })
+        });
+    }
+
+    /// Side effects of a transition this thread won.
+    fn transitioned(
+        &self,
+        from: Word,
+        to: Word,
+        reason: TransitionReason,
+        open_wait: Option<Duration>,
+    ) {
+        if to.is(State::Closed) || to.is(State::MetricsOnly) {
+            // Relaxed: see `next_open_wait`.
+            self.opens_in_row.store(0, Ordering::Relaxed);
+            self.window.reset(tag_of(to.gen()));
+        }
+        let t = Transition {
+            from: from.kind(),
+            to: to.kind(),
+            reason,
+            generation: to.gen(),
+            open_wait,
+        };
+        #[cfg(feature = "tracing")]
+        tracing::event!(
+            target: "breakerbox",
+            tracing::Level::INFO,
+            breaker = %self.name,
+            from = %t.from,
+            to = %t.to,
+            reason = ?t.reason,
+            generation = t.generation,
+            "circuit breaker state transition"
+        );
+        self.listeners.emit(&self.name, || EventKind::Transition(t));
+    }
+
+    // ----- manual control -------------------------------------------------------------
+
+    fn force(&self, kind: State, reason: TransitionReason, always: bool) {
+        if let Ok((old, new)) = self
+            .state
+            .update(|w| (always || !w.is(kind)).then(|| w.next(kind, 0)))
+        {
+            self.transitioned(old, new, reason, None);
+        }
+    }
+
+    /// Forces the breaker OPEN: every call is rejected until [`reset`](Self::reset) (or
+    /// another manual state).
+    pub fn force_open(&self) {
+        self.force(State::ForcedOpen, TransitionReason::ForcedOpen, false);
+    }
+
+    /// Disables the breaker: every call is admitted, nothing trips, until reset.
+    pub fn disable(&self) {
+        self.force(State::Disabled, TransitionReason::Disabled, false);
+    }
+
+    /// Records outcomes (metrics, events) but never trips, until reset.
+    pub fn metrics_only(&self) {
+        self.force(State::MetricsOnly, TransitionReason::MetricsOnly, false);
+    }
+
+    /// Back to CLOSED with an empty window and the backoff reset. Calls admitted before the
+    /// reset report late.
+    pub fn reset(&self) {
+        self.force(State::Closed, TransitionReason::Reset, true);
+    }
+
+    // ----- calls ------------------------------------------------------------------------
+
+    /// Runs `f` if admitted; `Err` is a failure, `Ok` a success.
+    #[inline]
+    pub fn call<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, CallError<E>> {
+        self.call_with(default_classify, f)
+    }
+
+    /// Runs `f` if admitted and classifies its result with `classify`: which errors count,
+    /// which are ignored, which `Ok` values are failures.
+    ///
+    /// ```
+    /// use breakerbox::{CircuitBreaker, Outcome};
+    /// let breaker = CircuitBreaker::builder().build().unwrap();
+    /// // A 503 in an Ok body is a failure; a 404 error is ignored.
+    /// let classify = |r: &Result<u16, u16>| match r {
+    ///     Ok(503) => Outcome::Failure,
+    ///     Ok(_) => Outcome::Success,
+    ///     Err(404) => Outcome::Ignore,
+    ///     Err(_) => Outcome::Failure,
+    /// };
+    /// let status = breaker.call_with(classify, || Ok::<u16, u16>(503)).unwrap();
+    /// assert_eq!(status, 503);
+    /// assert_eq!(breaker.metrics().failures, 1);
+    /// ```
+    #[inline]
+    pub fn call_with<T, E>(
+        &self,
+        classify: impl FnOnce(&Result<T, E>) -> Outcome,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, CallError<E>> {
+        let permit = self.try_acquire()?;
+        let result = f();
+        permit.record(classify(&result));
+        result.map_err(CallError::Failed)
+    }
+
+    /// Runs `f` if admitted, and `fallback` on any error (rejection or failure).
+    ///
+    /// ```
+    /// let breaker = breakerbox::CircuitBreaker::builder().build().unwrap();
+    /// breaker.force_open();
+    /// let price = breaker.call_or_else(|| Ok::<u32, ()>(42), |_err| 40 /* cached */);
+    /// assert_eq!(price, 40);
+    /// ```
+    pub fn call_or_else<T, E>(
+        &self,
+        f: impl FnOnce() -> Result<T, E>,
+        fallback: impl FnOnce(CallError<E>) -> T,
+    ) -> T {
+        self.call(f).unwrap_or_else(fallback)
+    }
+
+    /// Awaits `fut` if admitted. The permit lives inside the returned future: dropping the
+    /// future mid-flight gives a half-open slot back. With the `tokio` feature and a
+    /// configured [`call_timeout`](Config::call_timeout), a call that runs past it is
+    /// dropped and counts as a failure.
+    pub async fn call_async<T, E, F>(&self, fut: F) -> Result<T, CallError<E>>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
+        self.call_async_with(default_classify, fut).await
+    }
+
+    /// [`call_async`](Self::call_async) with a classifier, as in [`call_with`](Self::call_with).
+    pub async fn call_async_with<T, E, F>(
+        &self,
+        classify: impl FnOnce(&Result<T, E>) -> Outcome,
+        fut: F,
+    ) -> Result<T, CallError<E>>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
+        let permit = self.try_acquire()?;
+        #[cfg(feature = "tokio")]
+        let result = match self.config.call_timeout {
+            Some(d) => match tokio::time::timeout(d, fut).await {
+                Ok(r) => r,
+                Err(_) => {
+                    permit.failure();
+                    return Err(CallError::Timeout(d));
+                }
+            },
+            None => fut.await,
+        };
+        #[cfg(not(feature = "tokio"))]
+        let result = fut.await;
+        permit.record(classify(&result));
+        result.map_err(CallError::Failed)
+    }
+
+    /// [`call_async`](Self::call_async) with a fallback for any error.
+    pub async fn call_async_or_else<T, E, F>(
+        &self,
+        fut: F,
+        fallback: impl FnOnce(CallError<E>) -> T,
+    ) -> T
+    where
+        F: Future<Output = Result<T, E>>,
+    {
+        self.call_async(fut).await.unwrap_or_else(fallback)
+    }
+
+    // ----- observation ----------------------------------------------------------------
+
+    /// The stored state. (An OPEN breaker whose wait has elapsed turns HALF-OPEN when the next
+    /// caller asks for a permit; [`would_admit`](Self::would_admit) tells whether it would.)
+    #[inline]
+    pub fn state(&self) -> State {
+        self.state.load().kind()
+    }
+
+    /// The current generation (incremented on every transition).
+    pub fn generation(&self) -> u32 {
+        self.state.load().gen()
+    }
+
+    /// A snapshot of state and counters.
+    pub fn metrics(&self) -> Metrics {
+        let w = self.state.load();
+        let now = self.clock.recent_nanos();
+        let counts = self.window.current_counts(now);
+        let t = &self.totals;
+        let failures = read(&t.failures);
+        let calls = self.window.lifetime_calls() + read(&t.trial_calls) + read(&t.pass_calls);
+        let rate = |n: u64| {
+            if counts.calls == 0 {
+                0.0
+            } else {
+                n as f64 / counts.calls as f64
+            }
+        };
+        Metrics {
+            name: self.name.to_string(),
+            state: w.kind(),
+            calls,
+            successes: calls.saturating_sub(failures),
+            failures,
+            slow_calls: read(&t.slow),
+            ignored: read(&t.ignored),
+            rejected: read(&self.rejected),
+            late: read(&t.late),
+            times_opened: read(&t.opened),
+            window_calls: counts.calls,
+            window_failures: counts.failures,
+            window_slow_calls: counts.slow,
+            failure_rate: rate(counts.failures),
+            slow_call_rate: rate(counts.slow),
+            half_open_in_flight: if w.is(State::HalfOpen) {
+                w.inflight()
+            } else {
+                0
+            },
+            retry_after: if w.is(State::Open) {
+                w.remaining_us(now / 1_000).map(Duration::from_micros)
+            } else {
+                None
+            },
+        }
+    }
+
+    /// Registers an event listener. Listeners cost nothing until the first is registered.
+    ///
+    /// ```
+    /// use breakerbox::{CircuitBreaker, EventKind, State};
+    /// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+    ///
+    /// let breaker = CircuitBreaker::builder().consecutive_failures(1).build().unwrap();
+    /// let opened = Arc::new(AtomicUsize::new(0));
+    /// let seen = opened.clone();
+    /// breaker.on_event(move |e| {
+    ///     if let EventKind::Transition(t) = e.kind {
+    ///         if t.to == State::Open {
+    ///             seen.fetch_add(1, Ordering::SeqCst); // alert here
+    ///         }
+    ///     }
+    /// });
+    /// let _ = breaker.call(|| Err::<(), _>("down"));
+    /// assert_eq!(opened.load(Ordering::SeqCst), 1);
+    /// ```
+    pub fn on_event(&self, listener: impl Fn(&crate::Event<'_>) + Send + Sync + 'static) {
+        self.listeners.add(Arc::new(listener));
+    }
+
+    /// Registers a shared listener (one `Arc` for many breakers, as the registry does).
+    pub fn add_listener(&self, listener: Listener) {
+        self.listeners.add(listener);
+    }
+
+    /// Removes every listener.
+    pub fn clear_listeners(&self) {
+        self.listeners.clear();
+    }
+
+    /// Heap bytes owned by the breaker beyond `size_of::<CircuitBreaker>()` (the window's
+    /// ring or buckets, and the name).
+    pub fn heap_bytes(&self) -> usize {
+        self.window.heap_bytes() + self.name.len()
+    }
+}
+
+impl<C: Clock> std::fmt::Debug for CircuitBreaker<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("name", &self.name)
+            .field("state", &self.state())
+            .field("generation", &self.generation())
+            .finish_non_exhaustive()
+    }
+}
+
+/// `Ok` is a success, `Err` a failure.
+#[inline]
+fn default_classify<T, E>(r: &Result<T, E>) -> Outcome {
+    if r.is_ok() {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<CircuitBreaker<crate::ManualClock>>();
+    let _ = OpenWait::default();
+}

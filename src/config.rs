@@ -1,0 +1,644 @@
+//! Configuration: the [`Config`] data, its validation, and the [`Builder`].
+//!
+//! `Config` is plain data (serde-capable behind the `serde` feature, for config files). Nothing
+//! builds a breaker from it without [`Config::validate`]: invalid values are rejected with a
+//! [`ConfigError`] that names the field.
+
+use crate::backoff::OpenWait;
+use crate::breaker::CircuitBreaker;
+use crate::clock::Clock;
+use crate::policy::TripRules;
+use crate::state::{MAX_HALF_OPEN, MAX_OPEN_WAIT};
+use crate::window::count::MAX_SIZE as MAX_COUNT_WINDOW;
+use std::time::Duration;
+
+/// Largest number of buckets in a time window.
+pub const MAX_BUCKETS: u32 = 10_000;
+/// Smallest bucket width of a time window (the coarse clock's granularity).
+pub const MIN_BUCKET_WIDTH: Duration = Duration::from_millis(1);
+/// Longest time window.
+pub const MAX_TIME_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The sliding window that failure and slow-call rates are computed over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)
+)]
+pub enum WindowConfig {
+    /// The last `size` calls.
+    Count {
+        /// Number of calls in the window (1 ..= 8,388,607).
+        size: u32,
+    },
+    /// The calls of the last `duration`, aggregated into `buckets` buckets.
+    Time {
+        /// Length of the window (at most one day).
+        #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+        duration: Duration,
+        /// Number of buckets (1 ..= 10,000; each at least 1 ms wide).
+        buckets: u32,
+    },
+}
+
+/// Every setting of a breaker. Build one with [`CircuitBreaker::builder`] or deserialize it
+/// (feature `serde`) and pass it to [`Builder::config`].
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
+pub struct Config {
+    /// Trip when the failure rate in the window reaches this (in `(0, 1]`); `None` disables.
+    pub failure_rate_threshold: Option<f64>,
+    /// Trip when the slow-call rate in the window reaches this (in `(0, 1]`); `None` disables.
+    pub slow_call_rate_threshold: Option<f64>,
+    /// A call at least this long is slow (must be > 0 when the slow rule is on).
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub slow_call_duration: Duration,
+    /// Trip after this many failures in a row; `None` disables.
+    pub consecutive_failures: Option<u32>,
+    /// Rates are only evaluated once the window holds this many calls.
+    pub minimum_calls: u32,
+    /// The sliding window.
+    pub window: WindowConfig,
+    /// How long to stay OPEN.
+    pub open_wait: OpenWait,
+    /// Random shortening of each open wait, as a fraction in `[0, 1)`.
+    pub jitter: f64,
+    /// Trial calls allowed in flight while HALF-OPEN.
+    pub half_open_permits: u32,
+    /// Trial successes that close the breaker.
+    pub half_open_successes: u32,
+    /// Invocation timeout for async calls; a timed-out call counts as a failure. Needs the
+    /// `tokio` feature to take effect.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub call_timeout: Option<Duration>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            failure_rate_threshold: Some(0.5),
+            slow_call_rate_threshold: None,
+            slow_call_duration: Duration::from_secs(1),
+            consecutive_failures: None,
+            minimum_calls: 10,
+            window: WindowConfig::Count { size: 100 },
+            open_wait: OpenWait::default(),
+            jitter: 0.0,
+            half_open_permits: 1,
+            half_open_successes: 1,
+            call_timeout: None,
+        }
+    }
+}
+
+/// An invalid configuration value. [`ConfigError::field`] names the field.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A value outside its allowed range.
+    #[error("invalid `{field}`: {value} is outside {expected}")]
+    OutOfRange {
+        /// The field.
+        field: &'static str,
+        /// The value given, printed.
+        value: String,
+        /// The allowed range, printed.
+        expected: &'static str,
+    },
+    /// Two settings that contradict each other.
+    #[error("invalid `{field}`: {reason}")]
+    Inconsistent {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// No trip rule is enabled, so the breaker could never open.
+    #[error("invalid `failure_rate_threshold`: no trip rule is set (set `failure_rate_threshold`, `slow_call_rate_threshold` or `consecutive_failures`)")]
+    NoTripRule,
+}
+
+impl ConfigError {
+    /// The name of the offending field.
+    pub fn field(&self) -> &'static str {
+        match self {
+            ConfigError::OutOfRange { field, .. } | ConfigError::Inconsistent { field, .. } => {
+                field
+            }
+            ConfigError::NoTripRule => "failure_rate_threshold",
+        }
+    }
+}
+
+fn out_of_range(
+    field: &'static str,
+    value: impl std::fmt::Debug,
+    expected: &'static str,
+) -> ConfigError {
+    ConfigError::OutOfRange {
+        field,
+        value: format!("{value:?}"),
+        expected,
+    }
+}
+
+fn check_rate(field: &'static str, v: Option<f64>) -> Result<(), ConfigError> {
+    match v {
+        Some(r) if !(r > 0.0 && r <= 1.0) => Err(out_of_range(field, r, "(0, 1]")),
+        _ => Ok(()),
+    }
+}
+
+fn check_range<T: PartialOrd + std::fmt::Debug>(
+    field: &'static str,
+    v: T,
+    lo: T,
+    hi: T,
+    expected: &'static str,
+) -> Result<(), ConfigError> {
+    if v < lo || v > hi {
+        Err(out_of_range(field, v, expected))
+    } else {
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Checks every field; the first invalid one is reported.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_rate("failure_rate_threshold", self.failure_rate_threshold)?;
+        check_rate("slow_call_rate_threshold", self.slow_call_rate_threshold)?;
+        if self.slow_call_rate_threshold.is_some() && self.slow_call_duration.is_zero() {
+            return Err(out_of_range(
+                "slow_call_duration",
+                self.slow_call_duration,
+                "(0, ∞) when the slow-call rule is on",
+            ));
+        }
+        if let Some(n) = self.consecutive_failures {
+            check_range("consecutive_failures", n, 1, u32::MAX, "1 ..= 4294967295")?;
+        }
+        if self.failure_rate_threshold.is_none()
+            && self.slow_call_rate_threshold.is_none()
+            && self.consecutive_failures.is_none()
+        {
+            return Err(ConfigError::NoTripRule);
+        }
+        check_range(
+            "minimum_calls",
+            self.minimum_calls,
+            1,
+            u32::MAX,
+            "1 ..= 4294967295",
+        )?;
+        match self.window {
+            WindowConfig::Count { size } => {
+                check_range("window.size", size, 1, MAX_COUNT_WINDOW, "1 ..= 8388607")?;
+                if self.minimum_calls > size
+                    && (self.failure_rate_threshold.is_some()
+                        || self.slow_call_rate_threshold.is_some())
+                {
+                    return Err(ConfigError::Inconsistent {
+                        field: "minimum_calls",
+                        reason: "larger than the count window, so rates could never be evaluated",
+                    });
+                }
+            }
+            WindowConfig::Time { duration, buckets } => {
+                check_range("window.buckets", buckets, 1, MAX_BUCKETS, "1 ..= 10000")?;
+                check_range(
+                    "window.duration",
+                    duration,
+                    MIN_BUCKET_WIDTH,
+                    MAX_TIME_WINDOW,
+                    "1ms ..= 24h",
+                )?;
+                if duration / buckets < MIN_BUCKET_WIDTH {
+                    return Err(ConfigError::Inconsistent {
+                        field: "window.buckets",
+                        reason: "buckets narrower than 1 ms (the coarse clock's granularity)",
+                    });
+                }
+            }
+        }
+        match self.open_wait {
+            OpenWait::Fixed { wait } => check_range(
+                "open_wait.wait",
+                wait,
+                Duration::ZERO,
+                MAX_OPEN_WAIT,
+                "0 ..= 24h",
+            )?,
+            OpenWait::Exponential {
+                initial,
+                multiplier,
+                max,
+            } => {
+                check_range(
+                    "open_wait.initial",
+                    initial,
+                    Duration::ZERO,
+                    MAX_OPEN_WAIT,
+                    "0 ..= 24h",
+                )?;
+                check_range(
+                    "open_wait.max",
+                    max,
+                    Duration::ZERO,
+                    MAX_OPEN_WAIT,
+                    "0 ..= 24h",
+                )?;
+                if !(multiplier.is_finite() && multiplier >= 1.0) {
+                    return Err(out_of_range("open_wait.multiplier", multiplier, "[1, ∞)"));
+                }
+                if max < initial {
+                    return Err(ConfigError::Inconsistent {
+                        field: "open_wait.max",
+                        reason: "smaller than open_wait.initial",
+                    });
+                }
+            }
+        }
+        if !(self.jitter >= 0.0 && self.jitter < 1.0) {
+            return Err(out_of_range("jitter", self.jitter, "[0, 1)"));
+        }
+        check_range(
+            "half_open_permits",
+            self.half_open_permits,
+            1,
+            MAX_HALF_OPEN,
+            "1 ..= 1048575",
+        )?;
+        check_range(
+            "half_open_successes",
+            self.half_open_successes,
+            1,
+            MAX_HALF_OPEN,
+            "1 ..= 1048575",
+        )?;
+        if let Some(t) = self.call_timeout {
+            if t.is_zero() {
+                return Err(out_of_range("call_timeout", t, "(0, ∞)"));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn trip_rules(&self) -> TripRules {
+        TripRules {
+            failure_rate: self.failure_rate_threshold,
+            slow_rate: self.slow_call_rate_threshold,
+            consecutive: self.consecutive_failures.map(u64::from),
+            minimum_calls: self.minimum_calls as u64,
+        }
+    }
+}
+
+/// Builds a [`CircuitBreaker`]; [`Builder::build`] validates every setting.
+///
+/// ```
+/// use breakerbox::CircuitBreaker;
+/// use std::time::Duration;
+///
+/// let breaker = CircuitBreaker::builder()
+///     .failure_rate_threshold(0.5)
+///     .count_window(20)
+///     .minimum_calls(10)
+///     .open_wait(Duration::from_secs(30))
+///     .build()
+///     .unwrap();
+/// assert!(breaker.try_acquire().is_ok());
+///
+/// let err = CircuitBreaker::builder().failure_rate_threshold(1.5).build().unwrap_err();
+/// assert_eq!(err.field(), "failure_rate_threshold");
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Builder<C> {
+    config: Config,
+    clock: C,
+    name: Option<String>,
+}
+
+impl<C: Clock> Builder<C> {
+    pub(crate) fn with_clock(clock: C) -> Self {
+        Builder {
+            config: Config::default(),
+            clock,
+            name: None,
+        }
+    }
+
+    /// Replaces every setting with `config` (for instance one read from a file).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// A name, reported in events, metrics and errors.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Uses `clock` as the time source (a [`ManualClock`](crate::ManualClock) in tests).
+    pub fn clock<C2: Clock>(self, clock: C2) -> Builder<C2> {
+        Builder {
+            config: self.config,
+            clock,
+            name: self.name,
+        }
+    }
+
+    /// Trip when the failure rate reaches `threshold` (in `(0, 1]`). Default 0.5.
+    pub fn failure_rate_threshold(mut self, threshold: f64) -> Self {
+        self.config.failure_rate_threshold = Some(threshold);
+        self
+    }
+
+    /// Turns the failure-rate rule off (another rule must be on).
+    pub fn no_failure_rate(mut self) -> Self {
+        self.config.failure_rate_threshold = None;
+        self
+    }
+
+    /// Trip when the share of calls taking at least `duration` reaches `threshold`.
+    pub fn slow_calls(mut self, duration: Duration, threshold: f64) -> Self {
+        self.config.slow_call_duration = duration;
+        self.config.slow_call_rate_threshold = Some(threshold);
+        self
+    }
+
+    /// Trip after `n` failures in a row (the classic rule).
+    pub fn consecutive_failures(mut self, n: u32) -> Self {
+        self.config.consecutive_failures = Some(n);
+        self
+    }
+
+    /// Calls the window must hold before rates are evaluated. Default 10.
+    pub fn minimum_calls(mut self, n: u32) -> Self {
+        self.config.minimum_calls = n;
+        self
+    }
+
+    /// A count window over the last `size` calls. Default 100.
+    pub fn count_window(mut self, size: u32) -> Self {
+        self.config.window = WindowConfig::Count { size };
+        self
+    }
+
+    /// A time window over the last `duration`, in `buckets` buckets.
+    pub fn time_window(mut self, duration: Duration, buckets: u32) -> Self {
+        self.config.window = WindowConfig::Time { duration, buckets };
+        self
+    }
+
+    /// A fixed open wait. Default 60 s.
+    pub fn open_wait(mut self, wait: Duration) -> Self {
+        self.config.open_wait = OpenWait::fixed(wait);
+        self
+    }
+
+    /// An open wait that backs off exponentially; see [`OpenWait`].
+    pub fn open_wait_backoff(mut self, wait: OpenWait) -> Self {
+        self.config.open_wait = wait;
+        self
+    }
+
+    /// Random shortening of open waits, a fraction in `[0, 1)`. Default 0.
+    pub fn jitter(mut self, jitter: f64) -> Self {
+        self.config.jitter = jitter;
+        self
+    }
+
+    /// Trial calls allowed in flight while half-open. Default 1.
+    pub fn half_open_permits(mut self, n: u32) -> Self {
+        self.config.half_open_permits = n;
+        self
+    }
+
+    /// Trial successes needed to close. Default 1.
+    pub fn half_open_successes(mut self, n: u32) -> Self {
+        self.config.half_open_successes = n;
+        self
+    }
+
+    /// Invocation timeout for async calls (counts as a failure; `tokio` feature).
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.config.call_timeout = Some(timeout);
+        self
+    }
+
+    /// The configuration so far.
+    pub fn current_config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Validates the configuration and builds the breaker.
+    pub fn build(self) -> Result<CircuitBreaker<C>, ConfigError> {
+        self.config.validate()?;
+        Ok(CircuitBreaker::from_parts(
+            self.config,
+            self.clock,
+            self.name,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(c: Config) -> &'static str {
+        c.validate().unwrap_err().field()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn each_invalid_field_is_named() {
+        let d = Config::default;
+        assert_eq!(
+            err(Config {
+                failure_rate_threshold: Some(0.0),
+                ..d()
+            }),
+            "failure_rate_threshold"
+        );
+        assert_eq!(
+            err(Config {
+                failure_rate_threshold: Some(f64::NAN),
+                ..d()
+            }),
+            "failure_rate_threshold"
+        );
+        assert_eq!(
+            err(Config {
+                slow_call_rate_threshold: Some(1.01),
+                ..d()
+            }),
+            "slow_call_rate_threshold"
+        );
+        assert_eq!(
+            err(Config {
+                slow_call_rate_threshold: Some(0.5),
+                slow_call_duration: Duration::ZERO,
+                ..d()
+            }),
+            "slow_call_duration"
+        );
+        assert_eq!(
+            err(Config {
+                consecutive_failures: Some(0),
+                ..d()
+            }),
+            "consecutive_failures"
+        );
+        assert_eq!(
+            err(Config {
+                failure_rate_threshold: None,
+                ..d()
+            }),
+            "failure_rate_threshold"
+        );
+        assert_eq!(
+            err(Config {
+                minimum_calls: 0,
+                ..d()
+            }),
+            "minimum_calls"
+        );
+        assert_eq!(
+            err(Config {
+                window: WindowConfig::Count { size: 0 },
+                ..d()
+            }),
+            "window.size"
+        );
+        assert_eq!(
+            err(Config {
+                minimum_calls: 101,
+                ..d()
+            }),
+            "minimum_calls"
+        );
+        assert_eq!(
+            err(Config {
+                window: WindowConfig::Time {
+                    duration: Duration::from_secs(1),
+                    buckets: 0
+                },
+                ..d()
+            }),
+            "window.buckets"
+        );
+        assert_eq!(
+            err(Config {
+                window: WindowConfig::Time {
+                    duration: Duration::ZERO,
+                    buckets: 1
+                },
+                ..d()
+            }),
+            "window.duration"
+        );
+        assert_eq!(
+            err(Config {
+                window: WindowConfig::Time {
+                    duration: Duration::from_millis(10),
+                    buckets: 100
+                },
+                ..d()
+            }),
+            "window.buckets"
+        );
+        assert_eq!(
+            err(Config {
+                open_wait: OpenWait::fixed(Duration::from_secs(90_000)),
+                ..d()
+            }),
+            "open_wait.wait"
+        );
+        assert_eq!(
+            err(Config {
+                open_wait: OpenWait::Exponential {
+                    initial: Duration::from_secs(1),
+                    multiplier: 0.5,
+                    max: Duration::from_secs(2)
+                },
+                ..d()
+            }),
+            "open_wait.multiplier"
+        );
+        assert_eq!(
+            err(Config {
+                open_wait: OpenWait::exponential(Duration::from_secs(10), Duration::from_secs(1)),
+                ..d()
+            }),
+            "open_wait.max"
+        );
+        assert_eq!(err(Config { jitter: 1.0, ..d() }), "jitter");
+        assert_eq!(
+            err(Config {
+                half_open_permits: 0,
+                ..d()
+            }),
+            "half_open_permits"
+        );
+        assert_eq!(
+            err(Config {
+                half_open_permits: 1 << 20,
+                ..d()
+            }),
+            "half_open_permits"
+        );
+        assert_eq!(
+            err(Config {
+                half_open_successes: 0,
+                ..d()
+            }),
+            "half_open_successes"
+        );
+        assert_eq!(
+            err(Config {
+                call_timeout: Some(Duration::ZERO),
+                ..d()
+            }),
+            "call_timeout"
+        );
+    }
+
+    #[test]
+    fn messages_name_the_field() {
+        let e = Config {
+            failure_rate_threshold: Some(1.5),
+            ..Config::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid `failure_rate_threshold`: 1.5 is outside (0, 1]"
+        );
+    }
+
+    #[test]
+    fn extreme_but_valid_settings_are_accepted() {
+        Config {
+            window: WindowConfig::Count { size: 1 },
+            minimum_calls: 1,
+            failure_rate_threshold: Some(1.0),
+            open_wait: OpenWait::fixed(Duration::ZERO),
+            half_open_permits: MAX_HALF_OPEN,
+            ..Config::default()
+        }
+        .validate()
+        .unwrap();
+    }
+}

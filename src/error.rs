@@ -1,0 +1,105 @@
+//! Errors returned by calls through a breaker.
+
+use crate::state::State;
+use std::time::Duration;
+
+/// A call was not admitted. Cheap to build: no allocation, no name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    pub(crate) state: State,
+    pub(crate) retry_after: Option<Duration>,
+}
+
+impl Rejected {
+    /// The state that rejected the call (open, half-open with no free permit, forced open).
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// How long until the breaker admits trial calls, when known (OPEN). `None` when the
+    /// breaker is forced open or half-open with every permit taken.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+impl std::fmt::Display for Rejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.state, self.retry_after) {
+            (State::HalfOpen, _) => {
+                f.write_str("circuit breaker is half-open and every trial permit is taken")
+            }
+            (State::ForcedOpen, _) => f.write_str("circuit breaker is forced open"),
+            (s, Some(d)) => write!(
+                f,
+                "circuit breaker is {s}; retry after {:.3}s",
+                d.as_secs_f64()
+            ),
+            (s, None) => write!(f, "circuit breaker is {s}"),
+        }
+    }
+}
+
+impl std::error::Error for Rejected {}
+
+/// The error of a call made through [`CircuitBreaker::call`](crate::CircuitBreaker::call) and
+/// friends: either the breaker refused the call, or the call ran and failed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CallError<E> {
+    /// The breaker did not admit the call; it never ran.
+    Rejected(Rejected),
+    /// The call ran and returned this error.
+    Failed(E),
+    /// The async call ran past the configured invocation timeout and was dropped.
+    Timeout(Duration),
+}
+
+impl<E> CallError<E> {
+    /// Whether the breaker refused the call.
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, CallError::Rejected(_))
+    }
+
+    /// The inner error, if the call ran and failed.
+    pub fn into_inner(self) -> Option<E> {
+        match self {
+            CallError::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Maps the inner error.
+    pub fn map<F>(self, f: impl FnOnce(E) -> F) -> CallError<F> {
+        match self {
+            CallError::Rejected(r) => CallError::Rejected(r),
+            CallError::Failed(e) => CallError::Failed(f(e)),
+            CallError::Timeout(d) => CallError::Timeout(d),
+        }
+    }
+}
+
+impl<E> From<Rejected> for CallError<E> {
+    fn from(r: Rejected) -> Self {
+        CallError::Rejected(r)
+    }
+}
+
+impl<E: std::fmt::Display> std::fmt::Display for CallError<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Rejected(r) => r.fmt(f),
+            CallError::Failed(e) => e.fmt(f),
+            CallError::Timeout(d) => write!(f, "call timed out after {:.3}s", d.as_secs_f64()),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for CallError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CallError::Rejected(r) => Some(r),
+            CallError::Failed(e) => Some(e),
+            CallError::Timeout(_) => None,
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Event listeners: state transitions, rejections, outcomes.
+//!
+//! Listeners are kept in an [`arc_swap::ArcSwap`] list and guarded by a flag: when none is
+//! registered, emitting an event costs one relaxed load of that flag and builds nothing.
+//! Listeners run synchronously on the thread that caused the event (the caller of `try_acquire`
+//! or of a permit's outcome), so they should be quick: count, log, or hand off to a channel.
+
+use crate::policy::TripReason;
+use crate::state::State;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a call ended, as reported by the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The call succeeded.
+    Success,
+    /// The call failed and counts against the dependency.
+    Failure,
+    /// The call's result says nothing about the dependency's health (a 404, a validation
+    /// error); it is not recorded, and a half-open permit is given back.
+    Ignore,
+}
+
+/// Why the breaker changed state.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum TransitionReason {
+    /// A trip rule fired while CLOSED.
+    Tripped(TripReason),
+    /// The open wait elapsed and a caller asked for a permit.
+    OpenWaitElapsed,
+    /// Enough trial calls succeeded.
+    TrialsSucceeded {
+        /// Trial successes counted.
+        successes: u32,
+    },
+    /// A trial call failed (or was slow, when the slow-call rule is on).
+    TrialFailed {
+        /// Whether the trial counted as a failure because it was slow.
+        slow: bool,
+    },
+    /// [`CircuitBreaker::force_open`](crate::CircuitBreaker::force_open).
+    ForcedOpen,
+    /// [`CircuitBreaker::disable`](crate::CircuitBreaker::disable).
+    Disabled,
+    /// [`CircuitBreaker::metrics_only`](crate::CircuitBreaker::metrics_only).
+    MetricsOnly,
+    /// [`CircuitBreaker::reset`](crate::CircuitBreaker::reset).
+    Reset,
+}
+
+/// A state change.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Transition {
+    /// The state left.
+    pub from: State,
+    /// The state entered.
+    pub to: State,
+    /// Why.
+    pub reason: TransitionReason,
+    /// The generation of the new state.
+    pub generation: u32,
+    /// OPEN: how long the breaker will wait before trial calls.
+    pub open_wait: Option<Duration>,
+}
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// The breaker changed state.
+    Transition(Transition),
+    /// A call was rejected.
+    Rejected {
+        /// The state that rejected it.
+        state: State,
+        /// When trial calls may next be admitted, if known.
+        retry_after: Option<Duration>,
+    },
+    /// A call's outcome was recorded.
+    Recorded {
+        /// The outcome.
+        outcome: Outcome,
+        /// Whether the call was slow.
+        slow: bool,
+    },
+    /// An outcome arrived for a call admitted in an earlier generation and was ignored.
+    Late {
+        /// The outcome that came late.
+        outcome: Outcome,
+    },
+}
+
+/// An event, with the name of the breaker it came from.
+#[derive(Clone, Copy, Debug)]
+pub struct Event<'a> {
+    /// The breaker's name.
+    pub breaker: &'a str,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// A listener: any `Fn(&Event)` that is `Send + Sync`.
+pub type Listener = Arc<dyn Fn(&Event<'_>) + Send + Sync>;
+
+#[cfg(not(breakerbox_loom))]
+type List = arc_swap::ArcSwap<Vec<Listener>>;
+// arc-swap keeps per-thread state that loom's simulated threads would share; the loom build
+// uses a lock instead (listeners are registered before the modelled threads start).
+#[cfg(breakerbox_loom)]
+type List = std::sync::RwLock<Arc<Vec<Listener>>>;
+
+pub(crate) struct Listeners {
+    /// Whether any listener is registered. Relaxed everywhere: a listener registered
+    /// concurrently with an event may or may not see it, which is the contract.
+    any: AtomicBool,
+    list: List,
+}
+
+impl Listeners {
+    pub(crate) fn new() -> Self {
+        Listeners {
+            any: AtomicBool::new(false),
+            list: List::new(Arc::new(Vec::new()).into()),
+        }
+    }
+
+    pub(crate) fn add(&self, l: Listener) {
+        #[cfg(not(breakerbox_loom))]
+        self.list.rcu(|cur| {
+            let mut v = Vec::clone(cur);
+            v.push(l.clone());
+            v
+        });
+        #[cfg(breakerbox_loom)]
+        {
+            let mut g = self.list.write().unwrap_or_else(|e| e.into_inner());
+            let mut v = Vec::clone(&g);
+            v.push(l);
+            *g = Arc::new(v);
+        }
+        self.any.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn clear(&self) {
+        self.any.store(false, Ordering::Relaxed);
+        #[cfg(not(breakerbox_loom))]
+        self.list.store(Arc::new(Vec::new()));
+        #[cfg(breakerbox_loom)]
+        {
+            *self.list.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Vec::new());
+        }
+    }
+
+    #[inline]
+    pub(crate) fn active(&self) -> bool {
+        self.any.load(Ordering::Relaxed)
+    }
+
+    /// Calls every listener with the event `make` builds; builds nothing when none is set.
+    #[inline]
+    pub(crate) fn emit(&self, breaker: &str, make: impl FnOnce() -> EventKind) {
+        if self.active() {
+            self.emit_slow(breaker, make());
+        }
+    }
+
+    #[cold]
+    fn emit_slow(&self, breaker: &str, kind: EventKind) {
+        let event = Event { breaker, kind };
+        #[cfg(not(breakerbox_loom))]
+        let list = self.list.load_full();
+        #[cfg(breakerbox_loom)]
+        let list = Arc::clone(&self.list.read().unwrap_or_else(|e| e.into_inner()));
+        for l in list.iter() {
+            l(&event);
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! # breakerbox
+//!
+//! A lock-free circuit breaker. One atomic word holds the state; sliding windows in lock-free
+//! rings hold recent outcomes; a coarse clock keeps time off the hot path.
+//!
+//! ```
+//! use breakerbox::{CallError, CircuitBreaker};
+//! use std::time::Duration;
+//!
+//! let breaker = CircuitBreaker::builder()
+//!     .failure_rate_threshold(0.5)   // open when half the calls in the window fail,
+//!     .count_window(20)              // over the last 20 calls,
+//!     .minimum_calls(10)             // once there are at least 10 of them;
+//!     .open_wait(Duration::from_secs(30))
+//!     .build()?;
+//!
+//! match breaker.call(|| fetch_quote()) {
+//!     Ok(quote) => println!("{quote}"),
+//!     Err(CallError::Rejected(r)) => println!("not calling: {r}"),
+//!     Err(CallError::Failed(e)) => println!("call failed: {e}"),
+//!     Err(CallError::Timeout(_)) => unreachable!("sync calls have no timeout"),
+//! }
+//! # fn fetch_quote() -> Result<String, std::io::Error> { Ok("ok".into()) }
+//! # Ok::<(), breakerbox::ConfigError>(())
+//! ```
+//!
+//! ## States
+//!
+//! | state | admits | moves to |
+//! |---|---|---|
+//! | CLOSED | every call; outcomes go to the window | OPEN when a trip rule fires |
+//! | OPEN | none; the rejection says when to retry | HALF-OPEN at the first call after the wait |
+//! | HALF-OPEN | at most `half_open_permits` trial calls in flight | CLOSED after `half_open_successes` successes; OPEN on a failure |
+//! | FORCED_OPEN | none | CLOSED on `reset` |
+//! | DISABLED | every call; never trips | CLOSED on `reset` |
+//! | METRICS_ONLY | every call; records, never trips | CLOSED on `reset` |
+//!
+//! Every transition increments a generation stored in the state word; a permit remembers its
+//! generation, and an outcome reported after the breaker moved on is *late* and ignored.
+//!
+//! ## Layout
+//! - [`state`](crate::State) — the packed atomic word and its CAS transitions (`src/state.rs`);
+//! - windows — count and time sliding windows (`src/window/`);
+//! - trip rules — pure functions over window counts (`src/policy.rs`);
+//! - [`OpenWait`] — fixed or exponential open waits (`src/backoff.rs`);
+//! - [`Config`], [`Builder`], [`ConfigError`] (`src/config.rs`);
+//! - [`Clock`], [`QuantaClock`], [`ManualClock`] (`src/clock.rs`);
+//! - [`Permit`], [`OwnedPermit`] — the drop guard (`src/permit.rs`);
+//! - events, [`Metrics`], [`Registry`].
+
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod backoff;
+mod breaker;
+mod clock;
+mod config;
+mod error;
+mod events;
+mod metrics;
+mod permit;
+mod policy;
+mod registry;
+mod state;
+mod sync;
+mod window;
+
+pub use backoff::OpenWait;
+pub use breaker::{CircuitBreaker, DefaultClock};
+#[cfg(not(breakerbox_loom))]
+pub use clock::QuantaClock;
+pub use clock::{Clock, ManualClock, COARSE_GRANULARITY};
+pub use config::{Builder, Config, ConfigError, WindowConfig};
+pub use error::{CallError, Rejected};
+pub use events::{Event, EventKind, Listener, Outcome, Transition, TransitionReason};
+pub use metrics::Metrics;
+pub use permit::{OwnedPermit, Permit};
+pub use policy::TripReason;
+pub use registry::Registry;
+pub use state::{State, MAX_HALF_OPEN, MAX_OPEN_WAIT};

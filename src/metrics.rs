@@ -1,0 +1,181 @@
+//! Metrics: lifetime counters and a point-in-time [`Metrics`] snapshot.
+//!
+//! Counting is arranged so that the common paths pay nothing extra: successful calls are
+//! counted by the window's own position counter, so only failures, slow calls, rejections and
+//! rarer events have counters of their own. Each counter is a statistic that publishes no other
+//! memory, so it is updated with `Relaxed` `fetch_add`s and read with `Relaxed` loads.
+
+use crate::state::State;
+use crate::sync::{atomic_u64, AtomicU64, Ordering};
+use crossbeam_utils::CachePadded;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// A snapshot of one breaker's state and counters.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct Metrics {
+    /// The breaker's name.
+    pub name: String,
+    /// The stored state (an OPEN breaker whose wait has elapsed turns HALF-OPEN at the next
+    /// acquire).
+    pub state: State,
+    /// Outcomes recorded (successes and failures; ignored and late outcomes are not).
+    pub calls: u64,
+    /// Successful calls.
+    pub successes: u64,
+    /// Failed calls (including timeouts).
+    pub failures: u64,
+    /// Slow calls (successful or not).
+    pub slow_calls: u64,
+    /// Calls whose outcome was `Ignore`.
+    pub ignored: u64,
+    /// Calls rejected without running.
+    pub rejected: u64,
+    /// Outcomes that arrived after the breaker had moved to another generation.
+    pub late: u64,
+    /// How many times the breaker opened (automatically).
+    pub times_opened: u64,
+    /// Calls in the current window.
+    pub window_calls: u64,
+    /// Failures in the current window.
+    pub window_failures: u64,
+    /// Slow calls in the current window.
+    pub window_slow_calls: u64,
+    /// Failure rate over the current window (0 when it is empty).
+    pub failure_rate: f64,
+    /// Slow-call rate over the current window (0 when it is empty).
+    pub slow_call_rate: f64,
+    /// HALF-OPEN: trial calls in flight.
+    pub half_open_in_flight: u32,
+    /// OPEN: time left before trial calls are admitted.
+    pub retry_after: Option<Duration>,
+}
+
+impl Metrics {
+    /// Renders snapshots in the Prometheus text exposition format.
+    ///
+    /// ```
+    /// let breaker = breakerbox::CircuitBreaker::builder().name("db").build().unwrap();
+    /// let text = breakerbox::Metrics::to_prometheus(&[breaker.metrics()]);
+    /// assert!(text.contains("breakerbox_state{breaker=\"db\",state=\"closed\"} 1"));
+    /// ```
+    pub fn to_prometheus(all: &[Metrics]) -> String {
+        let mut out = String::new();
+        let counters: [(&str, &str, fn(&Metrics) -> u64); 7] = [
+            ("calls_total", "Outcomes recorded.", |m| m.calls),
+            ("failures_total", "Failed calls.", |m| m.failures),
+            ("slow_calls_total", "Slow calls.", |m| m.slow_calls),
+            ("ignored_total", "Ignored outcomes.", |m| m.ignored),
+            ("rejected_total", "Calls rejected without running.", |m| {
+                m.rejected
+            }),
+            ("late_total", "Outcomes from an earlier generation.", |m| {
+                m.late
+            }),
+            ("opened_total", "Times the breaker opened.", |m| {
+                m.times_opened
+            }),
+        ];
+        for (name, help, get) in counters {
+            let _ = writeln!(out, "# HELP breakerbox_{name} {help}");
+            let _ = writeln!(out, "# TYPE breakerbox_{name} counter");
+            for m in all {
+                let _ = writeln!(
+                    out,
+                    "breakerbox_{name}{{breaker=\"{}\"}} {}",
+                    escape(&m.name),
+                    get(m)
+                );
+            }
+        }
+        let gauges: [(&str, &str, fn(&Metrics) -> f64); 2] = [
+            ("failure_rate", "Failure rate over the window.", |m| {
+                m.failure_rate
+            }),
+            ("slow_call_rate", "Slow-call rate over the window.", |m| {
+                m.slow_call_rate
+            }),
+        ];
+        for (name, help, get) in gauges {
+            let _ = writeln!(out, "# HELP breakerbox_{name} {help}");
+            let _ = writeln!(out, "# TYPE breakerbox_{name} gauge");
+            for m in all {
+                let _ = writeln!(
+                    out,
+                    "breakerbox_{name}{{breaker=\"{}\"}} {}",
+                    escape(&m.name),
+                    get(m)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP breakerbox_state Current state (1 for the current one)."
+        );
+        let _ = writeln!(out, "# TYPE breakerbox_state gauge");
+        for m in all {
+            for s in [
+                State::Closed,
+                State::Open,
+                State::HalfOpen,
+                State::ForcedOpen,
+                State::Disabled,
+                State::MetricsOnly,
+            ] {
+                let _ = writeln!(
+                    out,
+                    "breakerbox_state{{breaker=\"{}\",state=\"{}\"}} {}",
+                    escape(&m.name),
+                    s,
+                    u8::from(m.state == s)
+                );
+            }
+        }
+        out
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Lifetime counters of the rarer events, on one cache line of their own.
+pub(crate) struct Totals {
+    pub failures: AtomicU64,
+    pub slow: AtomicU64,
+    pub ignored: AtomicU64,
+    pub late: AtomicU64,
+    pub opened: AtomicU64,
+    /// Outcomes of trial (half-open) calls.
+    pub trial_calls: AtomicU64,
+    /// Outcomes of calls admitted while disabled.
+    pub pass_calls: AtomicU64,
+}
+
+/// A `Relaxed` counter (see the module doc).
+#[inline]
+pub(crate) fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Reads a counter (see the module doc).
+#[inline]
+pub(crate) fn read(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+pub(crate) fn new_totals() -> CachePadded<Totals> {
+    CachePadded::new(Totals {
+        failures: atomic_u64(0),
+        slow: atomic_u64(0),
+        ignored: atomic_u64(0),
+        late: atomic_u64(0),
+        opened: atomic_u64(0),
+        trial_calls: atomic_u64(0),
+        pass_calls: atomic_u64(0),
+    })
+}

@@ -1,0 +1,154 @@
+//! Trip rules: pure functions from window counts to "trip or not".
+//!
+//! No atomics here: the breaker records an outcome, gets the window's counts back, and asks
+//! [`TripRules::evaluate`] whether they call for opening. Unit tests call it directly.
+
+use crate::window::Counts;
+
+/// Why a breaker tripped (moved from CLOSED to OPEN).
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum TripReason {
+    /// The failure rate over the window reached the threshold.
+    FailureRate {
+        /// Failure rate in the window when it tripped.
+        rate: f64,
+        /// The configured threshold.
+        threshold: f64,
+        /// Calls in the window.
+        calls: u64,
+    },
+    /// The slow-call rate over the window reached the threshold.
+    SlowCallRate {
+        /// Slow-call rate in the window when it tripped.
+        rate: f64,
+        /// The configured threshold.
+        threshold: f64,
+        /// Calls in the window.
+        calls: u64,
+    },
+    /// The configured number of consecutive failures was reached.
+    ConsecutiveFailures {
+        /// Consecutive failures counted.
+        count: u64,
+    },
+}
+
+/// The trip rules of one breaker, each optional.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct TripRules {
+    pub failure_rate: Option<f64>,
+    pub slow_rate: Option<f64>,
+    pub consecutive: Option<u64>,
+    pub minimum_calls: u64,
+}
+
+/// A rate, and whether it reached `threshold`. Integer comparison avoids rounding surprises:
+/// `bad / calls >= threshold` is evaluated as `bad >= ceil(threshold * calls)` up to f64
+/// precision, so 5 of 10 trips a 0.5 threshold exactly.
+#[inline]
+fn reaches(bad: u64, calls: u64, threshold: f64) -> Option<f64> {
+    let rate = bad as f64 / calls as f64;
+    // A tiny epsilon absorbs representation error (0.1 * 30 = 3.0000000000000004).
+    (bad as f64 >= threshold * calls as f64 - 1e-9).then_some(rate)
+}
+
+impl TripRules {
+    /// Whether `counts` (and the consecutive-failure streak) call for opening.
+    pub(crate) fn evaluate(&self, counts: Counts, streak: u64) -> Option<TripReason> {
+        if let Some(n) = self.consecutive {
+            if streak >= n {
+                return Some(TripReason::ConsecutiveFailures { count: streak });
+            }
+        }
+        if counts.calls == 0 || counts.calls < self.minimum_calls {
+            return None;
+        }
+        if let Some(threshold) = self.failure_rate {
+            if let Some(rate) = reaches(counts.failures, counts.calls, threshold) {
+                return Some(TripReason::FailureRate {
+                    rate,
+                    threshold,
+                    calls: counts.calls,
+                });
+            }
+        }
+        if let Some(threshold) = self.slow_rate {
+            if let Some(rate) = reaches(counts.slow, counts.calls, threshold) {
+                return Some(TripReason::SlowCallRate {
+                    rate,
+                    threshold,
+                    calls: counts.calls,
+                });
+            }
+        }
+        None
+    }
+
+    /// Whether the window needs to be evaluated at all after an outcome with these bits.
+    #[inline]
+    pub(crate) fn may_trip(&self, failed: bool, slow: bool) -> bool {
+        (failed && (self.failure_rate.is_some() || self.consecutive.is_some()))
+            || (slow && self.slow_rate.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> TripRules {
+        TripRules {
+            failure_rate: Some(0.5),
+            slow_rate: Some(0.8),
+            consecutive: Some(5),
+            minimum_calls: 10,
+        }
+    }
+
+    fn counts(calls: u64, failures: u64, slow: u64) -> Counts {
+        Counts {
+            calls,
+            failures,
+            slow,
+        }
+    }
+
+    #[test]
+    fn minimum_calls_gates_rates_but_not_streaks() {
+        assert_eq!(rules().evaluate(counts(9, 9, 9), 0), None);
+        assert!(matches!(
+            rules().evaluate(counts(3, 3, 0), 5),
+            Some(TripReason::ConsecutiveFailures { count: 5 })
+        ));
+    }
+
+    #[test]
+    fn thresholds_are_inclusive() {
+        assert!(matches!(
+            rules().evaluate(counts(10, 5, 0), 0),
+            Some(TripReason::FailureRate { .. })
+        ));
+        assert_eq!(rules().evaluate(counts(10, 4, 7), 0), None);
+        assert!(matches!(
+            rules().evaluate(counts(10, 0, 8), 0),
+            Some(TripReason::SlowCallRate { .. })
+        ));
+        let r = TripRules {
+            failure_rate: Some(0.1),
+            ..rules()
+        };
+        assert!(r.evaluate(counts(30, 3, 0), 0).is_some());
+        assert!(r.evaluate(counts(30, 2, 0), 0).is_none());
+    }
+
+    #[test]
+    fn threshold_one_needs_every_call_to_fail() {
+        let r = TripRules {
+            failure_rate: Some(1.0),
+            ..rules()
+        };
+        assert!(r.evaluate(counts(10, 9, 0), 0).is_none());
+        assert!(r.evaluate(counts(10, 10, 0), 0).is_some());
+    }
+}

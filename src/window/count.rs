@@ -1,0 +1,346 @@
+//! The last N outcomes, in a lock-free ring.
+//!
+//! Three kinds of word, each tagged (see the module doc of `window`):
+//! - `head` `[tag:16][seq:48]`: how many outcomes this tag has recorded. A recorder claims
+//!   position `seq` with one CAS; its slot is `seq % N`.
+//! - `slots[i]` `[tag:16][bits:16]`: the outcome last written at slot `i`. The recorder swaps its
+//!   outcome in with a CAS and learns which outcome fell out of the window.
+//! - `counts` `[tag:16][failures:24][slow:24]`: failures and slow calls in the window, changed
+//!   only by the difference between the outcome written and the one that fell out.
+//!
+//! A success written over a success changes nothing but `head`: the common path is one CAS and
+//! one load. Failures and slow calls pay one more CAS on `counts`.
+//!
+//! The two counts are 24-bit two's-complement fields. The slot swap and the `counts` update are
+//! two steps, so a recorder overwriting a failure may subtract it before the recorder that wrote
+//! it has added it; the field is then briefly negative. Readers clamp to `[0, calls]`; once the
+//! recorders are done the fields are exact (the loom models check both). Window sizes are
+//! limited to [`MAX_SIZE`] so that a field never wraps.
+//!
+//! Under contention, two recorders N positions apart may write the same slot out of order; the
+//! window then holds "the last N outcomes" up to that reordering. Sequentially it is exact.
+
+use super::{newer, Counts, Recorded, FAILED, PRESENT, SLOW};
+use crate::sync::{atomic_u32, atomic_u64, AtomicU32, AtomicU64, Ordering};
+use crossbeam_utils::CachePadded;
+use strength_reduce::StrengthReducedU64;
+
+/// Largest count window (2^23 - 1 outcomes).
+pub const MAX_SIZE: u32 = (1 << 23) - 1;
+
+const SEQ_BITS: u32 = 48;
+const SEQ_MASK: u64 = (1 << SEQ_BITS) - 1;
+const FIELD_BITS: u32 = 24;
+const FIELD_MASK: u64 = (1 << FIELD_BITS) - 1;
+
+#[inline]
+fn tag_of_head(h: u64) -> u16 {
+    (h >> SEQ_BITS) as u16
+}
+
+#[inline]
+fn head(tag: u16, seq: u64) -> u64 {
+    ((tag as u64) << SEQ_BITS) | (seq & SEQ_MASK)
+}
+
+#[inline]
+fn slot_value(tag: u16, bits: u32) -> u32 {
+    ((tag as u32) << 16) | bits
+}
+
+/// Decodes a 24-bit two's-complement field.
+#[inline]
+fn field(v: u64, shift: u32) -> i64 {
+    let raw = (v >> shift) & FIELD_MASK;
+    ((raw << (64 - FIELD_BITS)) as i64) >> (64 - FIELD_BITS)
+}
+
+#[inline]
+fn counts_word(tag: u16, failures: i64, slow: i64) -> u64 {
+    ((tag as u64) << 48)
+        | (((failures as u64) & FIELD_MASK) << FIELD_BITS)
+        | ((slow as u64) & FIELD_MASK)
+}
+
+pub(crate) struct CountWindow {
+    head: CachePadded<AtomicU64>,
+    counts: CachePadded<AtomicU64>,
+    /// Calls recorded under tags that are no longer current (for lifetime totals).
+    retired: AtomicU64,
+    slots: Box<[AtomicU32]>,
+    size: u64,
+    reducer: StrengthReducedU64,
+}
+
+impl CountWindow {
+    /// A window of the last `size` outcomes, counting for `tag`. `size` is in `1..=MAX_SIZE`
+    /// (the config validates it).
+    pub(crate) fn new(size: u32, tag: u16) -> Self {
+        let size = size.clamp(1, MAX_SIZE) as u64;
+        // Slots start with a tag one behind, so they read as empty for `tag`.
+        let stale = slot_value(tag.wrapping_sub(1), 0);
+        CountWindow {
+            head: CachePadded::new(atomic_u64(head(tag, 0))),
+            counts: CachePadded::new(atomic_u64(counts_word(tag, 0, 0))),
+            retired: atomic_u64(0),
+            slots: (0..size).map(|_| atomic_u32(stale)).collect(),
+            size,
+            reducer: StrengthReducedU64::new(size),
+        }
+    }
+
+    /// Moves `head` to `tag` if it holds an older one; returns the new head or `None` if it
+    /// holds a newer one. `claim` also claims one position.
+    #[inline]
+    fn advance_head(&self, tag: u16, claim: bool) -> Option<u64> {
+        let step = claim as u64;
+        // AcqRel / Acquire: see the orderings note in `window`.
+        let mut cur = self.head.load(Ordering::Acquire);
+        loop {
+            let t = tag_of_head(cur);
+            let seq = cur & SEQ_MASK;
+            let mut retire = 0;
+            let next = if t == tag {
+                if step == 0 {
+                    return Some(cur);
+                }
+                let mut next_seq = seq + step;
+                if next_seq > SEQ_MASK - 1 {
+                    // Fold the sequence back (keeping its position mod N and "full") long
+                    // before it could carry into the tag; the folded calls are retired.
+                    let folded = self.size + next_seq % self.reducer;
+                    retire = next_seq - folded;
+                    next_seq = folded;
+                }
+                head(tag, next_seq)
+            } else if newer(tag, t) {
+                retire = seq;
+                head(tag, step)
+            } else {
+                return None;
+            };
+            match self
+                .head
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    if retire != 0 {
+                        // AcqRel: a lifetime total, read only for metrics.
+                        self.retired.fetch_add(retire, Ordering::AcqRel);
+                    }
+                    return Some(next);
+                }
+                Err(found) => cur = found,
+            }
+        }
+    }
+
+    /// Adds the given deltas to `counts` under `tag`; returns the new counts word, or `None`
+    /// if `counts` holds a newer tag.
+    #[inline]
+    fn adjust_counts(&self, tag: u16, d_fail: i64, d_slow: i64) -> Option<u64> {
+        let mut cur = self.counts.load(Ordering::Acquire);
+        loop {
+            let t = (cur >> 48) as u16;
+            let (f, s) = if t == tag {
+                if d_fail == 0 && d_slow == 0 {
+                    return Some(cur);
+                }
+                (field(cur, FIELD_BITS), field(cur, 0))
+            } else if newer(tag, t) {
+                (0, 0)
+            } else {
+                return None;
+            };
+            let next = counts_word(tag, f + d_fail, s + d_slow);
+            match self
+                .counts
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some(next),
+                Err(found) => cur = found,
+            }
+        }
+    }
+
+    fn decode(&self, head_word: u64, counts_word: u64, tag: u16) -> Counts {
+        let calls = if tag_of_head(head_word) == tag {
+            (head_word & SEQ_MASK).min(self.size)
+        } else {
+            0
+        };
+        let (failures, slow) = if (counts_word >> 48) as u16 == tag {
+            (field(counts_word, FIELD_BITS), field(counts_word, 0))
+        } else {
+            (0, 0)
+        };
+        let clamp = |v: i64| (v.max(0) as u64).min(calls);
+        Counts {
+            calls,
+            failures: clamp(failures),
+            slow: clamp(slow),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn record(&self, tag: u16, bits: u32, want_counts: bool) -> Recorded {
+        let Some(h) = self.advance_head(tag, true) else {
+            return Recorded::Late;
+        };
+        let pos = ((h & SEQ_MASK) - 1) % self.reducer;
+        let slot = &self.slots[pos as usize];
+        let new = slot_value(tag, bits | PRESENT);
+        let mut cur = slot.load(Ordering::Acquire);
+        let old_bits = loop {
+            if cur == new {
+                break bits | PRESENT;
+            }
+            let t = (cur >> 16) as u16;
+            if t != tag && newer(t, tag) {
+                return Recorded::Late;
+            }
+            let old = if t == tag { cur & 0xFFFF } else { 0 };
+            match slot.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break old,
+                Err(found) => cur = found,
+            }
+        };
+        let bit = |b: u32, m: u32| i64::from(b & m != 0);
+        let d_fail = bit(bits, FAILED) - bit(old_bits, FAILED);
+        let d_slow = bit(bits, SLOW) - bit(old_bits, SLOW);
+        if d_fail == 0 && d_slow == 0 && !want_counts {
+            return Recorded::Counted(None);
+        }
+        match self.adjust_counts(tag, d_fail, d_slow) {
+            Some(c) => Recorded::Counted(want_counts.then(|| self.decode(h, c, tag))),
+            None => Recorded::Late,
+        }
+    }
+
+    pub(crate) fn reset(&self, tag: u16) {
+        self.advance_head(tag, false);
+        self.adjust_counts(tag, 0, 0);
+    }
+
+    pub(crate) fn counts(&self, tag: u16) -> Counts {
+        let h = self.head.load(Ordering::Acquire);
+        let c = self.counts.load(Ordering::Acquire);
+        self.decode(h, c, tag)
+    }
+
+    pub(crate) fn current_tag(&self) -> u16 {
+        tag_of_head(self.head.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn lifetime_calls(&self) -> u64 {
+        let h = self.head.load(Ordering::Acquire);
+        self.retired.load(Ordering::Acquire) + (h & SEQ_MASK)
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.slots.len() * std::mem::size_of::<AtomicU32>()
+    }
+}
+
+#[cfg(all(test, not(breakerbox_loom)))]
+mod tests {
+    use super::*;
+
+    fn rec(w: &CountWindow, tag: u16, bits: u32) -> Counts {
+        match w.record(tag, bits, true) {
+            Recorded::Counted(Some(c)) => c,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn slides_old_outcomes_out() {
+        let w = CountWindow::new(4, 1);
+        for _ in 0..4 {
+            rec(&w, 1, FAILED);
+        }
+        assert_eq!(
+            w.counts(1),
+            Counts {
+                calls: 4,
+                failures: 4,
+                slow: 0
+            }
+        );
+        rec(&w, 1, 0);
+        rec(&w, 1, SLOW);
+        assert_eq!(
+            w.counts(1),
+            Counts {
+                calls: 4,
+                failures: 2,
+                slow: 1
+            }
+        );
+        for _ in 0..4 {
+            rec(&w, 1, 0);
+        }
+        assert_eq!(
+            w.counts(1),
+            Counts {
+                calls: 4,
+                failures: 0,
+                slow: 0
+            }
+        );
+        assert_eq!(w.lifetime_calls(), 10);
+    }
+
+    #[test]
+    fn new_tag_starts_empty_and_old_tag_is_late() {
+        let w = CountWindow::new(3, 1);
+        rec(&w, 1, FAILED);
+        rec(&w, 1, FAILED);
+        w.reset(2);
+        assert_eq!(w.counts(2), Counts::default());
+        assert_eq!(w.record(1, FAILED, true), Recorded::Late);
+        let c = rec(&w, 2, FAILED);
+        assert_eq!(
+            c,
+            Counts {
+                calls: 1,
+                failures: 1,
+                slow: 0
+            }
+        );
+        // Slot 0 still holds tag 1's failure, which must not be subtracted from tag 2.
+        rec(&w, 2, 0);
+        rec(&w, 2, 0);
+        assert_eq!(
+            rec(&w, 2, 0),
+            Counts {
+                calls: 3,
+                failures: 0,
+                slow: 0
+            }
+        );
+        assert_eq!(w.lifetime_calls(), 6);
+    }
+
+    #[test]
+    fn recording_helps_a_missing_reset() {
+        let w = CountWindow::new(2, 1);
+        rec(&w, 1, FAILED);
+        // Nobody called reset(5); the first record of tag 5 starts the window afresh.
+        assert_eq!(
+            rec(&w, 5, 0),
+            Counts {
+                calls: 1,
+                failures: 0,
+                slow: 0
+            }
+        );
+    }
+
+    #[test]
+    fn negative_fields_decode_and_clamp() {
+        let word = counts_word(3, -2, 5);
+        assert_eq!(field(word, FIELD_BITS), -2);
+        assert_eq!(field(word, 0), 5);
+    }
+}
