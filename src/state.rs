@@ -216,12 +216,27 @@ impl StateCell {
 
     /// One compare-and-swap from `current` to `new`. On failure returns the word found.
     #[inline]
+    #[cfg(not(feature = "planted-bug"))]
     pub(crate) fn cas(&self, current: Word, new: Word) -> Result<(), Word> {
         // AcqRel / Acquire: see the module doc.
         self.word
             .compare_exchange(current.0, new.0, Ordering::AcqRel, Ordering::Acquire)
             .map(|_| ())
             .map_err(Word)
+    }
+
+    /// TEST ONLY (feature `planted-bug`): a broken "CAS" that loads, compares and then stores,
+    /// so two threads can both succeed from the same word. The loom models must catch it.
+    #[inline]
+    #[cfg(feature = "planted-bug")]
+    pub(crate) fn cas(&self, current: Word, new: Word) -> Result<(), Word> {
+        let found = self.load();
+        if found != current {
+            return Err(found);
+        }
+        // Release: same publication as the real CAS; the bug is the missing atomicity.
+        self.word.store(new.0, Ordering::Release);
+        Ok(())
     }
 
     /// Applies `f` to the word until the CAS succeeds or `f` declines (`None`).
