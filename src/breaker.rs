@@ -278,8 +278,11 @@ impl<C: Clock> CircuitBreaker<C> {
             Kind::Window => self.record_window(t, failed, slow, now),
             Kind::Trial => self.record_trial(t, failed, slow),
             Kind::Pass => {
-                bump(&self.totals.pass_calls);
-                true
+                let current = self.state.load().gen() == t.gen;
+                if current {
+                    bump(&self.totals.pass_calls);
+                }
+                current
             }
         };
         if !counted {
@@ -436,6 +439,9 @@ impl<C: Clock> CircuitBreaker<C> {
             // Relaxed: see `next_open_wait`.
             self.opens_in_row.store(0, Ordering::Relaxed);
             self.window.reset(tag_of(to.gen()));
+        } else {
+            // Outcomes of calls admitted before this transition are late from now on.
+            self.window.seal(tag_of(to.gen()));
         }
         let t = Transition {
             from: from.kind(),

@@ -90,9 +90,10 @@ impl CountWindow {
     }
 
     /// Moves `head` to `tag` if it holds an older one; returns the new head or `None` if it
-    /// holds a newer one. `claim` also claims one position.
+    /// holds a newer one. `claim` also claims one position; `keep` keeps the old sequence
+    /// (sealing: the window stops accepting the old tag but still shows its counts).
     #[inline]
-    fn advance_head(&self, tag: u16, claim: bool) -> Option<u64> {
+    fn advance_head(&self, tag: u16, claim: bool, keep: bool) -> Option<u64> {
         let step = claim as u64;
         // AcqRel / Acquire: see the orderings note in `window`.
         let mut cur = self.head.load(Ordering::Acquire);
@@ -114,8 +115,12 @@ impl CountWindow {
                 }
                 head(tag, next_seq)
             } else if newer(tag, t) {
-                retire = seq;
-                head(tag, step)
+                if keep {
+                    head(tag, seq)
+                } else {
+                    retire = seq;
+                    head(tag, step)
+                }
             } else {
                 return None;
             };
@@ -136,9 +141,9 @@ impl CountWindow {
     }
 
     /// Adds the given deltas to `counts` under `tag`; returns the new counts word, or `None`
-    /// if `counts` holds a newer tag.
+    /// if `counts` holds a newer tag. An older tag's counts are dropped, or kept with `keep`.
     #[inline]
-    fn adjust_counts(&self, tag: u16, d_fail: i64, d_slow: i64) -> Option<u64> {
+    fn adjust_counts(&self, tag: u16, d_fail: i64, d_slow: i64, keep: bool) -> Option<u64> {
         let mut cur = self.counts.load(Ordering::Acquire);
         loop {
             let t = (cur >> 48) as u16;
@@ -148,7 +153,11 @@ impl CountWindow {
                 }
                 (field(cur, FIELD_BITS), field(cur, 0))
             } else if newer(tag, t) {
-                (0, 0)
+                if keep {
+                    (field(cur, FIELD_BITS), field(cur, 0))
+                } else {
+                    (0, 0)
+                }
             } else {
                 return None;
             };
@@ -184,7 +193,7 @@ impl CountWindow {
 
     #[inline]
     pub(crate) fn record(&self, tag: u16, bits: u32, want_counts: bool) -> Recorded {
-        let Some(h) = self.advance_head(tag, true) else {
+        let Some(h) = self.advance_head(tag, true, false) else {
             return Recorded::Late;
         };
         let pos = ((h & SEQ_MASK) - 1) % self.reducer;
@@ -211,15 +220,21 @@ impl CountWindow {
         if d_fail == 0 && d_slow == 0 && !want_counts {
             return Recorded::Counted(None);
         }
-        match self.adjust_counts(tag, d_fail, d_slow) {
+        match self.adjust_counts(tag, d_fail, d_slow, false) {
             Some(c) => Recorded::Counted(want_counts.then(|| self.decode(h, c, tag))),
             None => Recorded::Late,
         }
     }
 
     pub(crate) fn reset(&self, tag: u16) {
-        self.advance_head(tag, false);
-        self.adjust_counts(tag, 0, 0);
+        self.advance_head(tag, false, false);
+        self.adjust_counts(tag, 0, 0, false);
+    }
+
+    /// Stops accepting outcomes of tags older than `tag`, keeping the counts visible.
+    pub(crate) fn seal(&self, tag: u16) {
+        self.advance_head(tag, false, true);
+        self.adjust_counts(tag, 0, 0, true);
     }
 
     pub(crate) fn counts(&self, tag: u16) -> Counts {
@@ -320,6 +335,26 @@ mod tests {
             }
         );
         assert_eq!(w.lifetime_calls(), 6);
+    }
+
+    #[test]
+    fn seal_keeps_counts_but_makes_old_tag_late() {
+        let w = CountWindow::new(3, 1);
+        rec(&w, 1, FAILED);
+        rec(&w, 1, 0);
+        w.seal(2);
+        assert_eq!(
+            w.counts(2),
+            Counts {
+                calls: 2,
+                failures: 1,
+                slow: 0
+            }
+        );
+        assert_eq!(w.record(1, FAILED, true), Recorded::Late);
+        w.reset(4);
+        assert_eq!(w.counts(4), Counts::default());
+        assert_eq!(w.lifetime_calls(), 2);
     }
 
     #[test]

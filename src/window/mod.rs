@@ -87,6 +87,15 @@ impl Window {
         }
     }
 
+    /// Stops accepting outcomes of tags older than `tag`, keeping the current counts visible
+    /// to metrics (used when the breaker leaves CLOSED).
+    pub(crate) fn seal(&self, tag: u16) {
+        match self {
+            Window::Count(w) => w.seal(tag),
+            Window::Time(w) => w.seal(tag),
+        }
+    }
+
     /// The counts for whichever generation the window currently counts.
     pub(crate) fn current_counts(&self, now_ns: u64) -> Counts {
         match self {

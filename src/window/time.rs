@@ -46,8 +46,10 @@ struct Bucket {
 }
 
 pub(crate) struct TimeWindow {
-    /// The tag the window counts for.
+    /// The tag the window accepts outcomes for.
     tag: CachePadded<AtomicU64>,
+    /// The tag whose buckets metrics show (differs from `tag` while sealed).
+    shown: AtomicU64,
     calls: CachePadded<AtomicU64>,
     bad: CachePadded<AtomicU64>,
     buckets: Box<[Bucket]>,
@@ -62,6 +64,7 @@ impl TimeWindow {
         let n = buckets.max(1) as u64;
         TimeWindow {
             tag: CachePadded::new(atomic_u64(tag as u64)),
+            shown: atomic_u64(tag as u64),
             calls: CachePadded::new(atomic_u64(0)),
             bad: CachePadded::new(atomic_u64(0)),
             buckets: (0..n)
@@ -79,9 +82,10 @@ impl TimeWindow {
     }
 
     /// Moves the window to `tag` unless it already counts for it or a newer one; returns
-    /// whether the window counts for `tag` afterwards.
+    /// whether the window counts for `tag` afterwards. `show` also makes metrics show `tag`'s
+    /// buckets (not when sealing).
     #[inline]
-    fn enter(&self, tag: u16) -> bool {
+    fn enter(&self, tag: u16, show: bool) -> bool {
         // AcqRel / Acquire: see the orderings note in `window`.
         let mut cur = self.tag.load(Ordering::Acquire);
         loop {
@@ -98,7 +102,29 @@ impl TimeWindow {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return true,
+                Ok(_) => {
+                    if show {
+                        self.show(tag);
+                    }
+                    return true;
+                }
+                Err(found) => cur = found,
+            }
+        }
+    }
+
+    /// Moves `shown` forward to `tag` (never back, whatever order racing resets run in).
+    fn show(&self, tag: u16) {
+        let mut cur = self.shown.load(Ordering::Acquire);
+        while newer(tag, cur as u16) {
+            // AcqRel / Acquire: see the orderings note in `window`.
+            match self.shown.compare_exchange_weak(
+                cur,
+                tag as u64,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
                 Err(found) => cur = found,
             }
         }
@@ -106,7 +132,7 @@ impl TimeWindow {
 
     #[inline]
     pub(crate) fn record(&self, tag: u16, bits: u32, now_ns: u64, want_counts: bool) -> Recorded {
-        if !self.enter(tag) {
+        if !self.enter(tag, true) {
             return Recorded::Late;
         }
         let epoch = now_ns / self.width;
@@ -149,13 +175,17 @@ impl TimeWindow {
     }
 
     pub(crate) fn reset(&self, tag: u16) {
-        self.enter(tag);
+        self.enter(tag, true);
+        // If the tag was already entered by a seal, `enter` did not show it.
+        self.show(tag);
+    }
+
+    /// Stops accepting outcomes of older tags; metrics keep showing the sealed buckets.
+    pub(crate) fn seal(&self, tag: u16) {
+        self.enter(tag, false);
     }
 
     pub(crate) fn counts(&self, tag: u16, now_ns: u64) -> Counts {
-        if self.tag.load(Ordering::Acquire) as u16 != tag {
-            return Counts::default();
-        }
         let epoch = (now_ns / self.width) & EPOCH_MASK;
         let oldest = epoch.saturating_sub(self.n - 1);
         let mut start: Option<(u64, u64, u64)> = None;
@@ -188,7 +218,7 @@ impl TimeWindow {
     }
 
     pub(crate) fn current_tag(&self) -> u16 {
-        self.tag.load(Ordering::Acquire) as u16
+        self.shown.load(Ordering::Acquire) as u16
     }
 
     pub(crate) fn lifetime_calls(&self) -> u64 {
