@@ -65,6 +65,11 @@ mod state;
 mod sync;
 mod window;
 
+#[cfg(feature = "metrics")]
+pub mod observe;
+#[cfg(feature = "tower")]
+pub mod tower;
+
 pub use backoff::OpenWait;
 pub use breaker::{CircuitBreaker, DefaultClock};
 #[cfg(not(breakerbox_loom))]
@@ -78,3 +83,5 @@ pub use permit::{OwnedPermit, Permit};
 pub use policy::TripReason;
 pub use registry::Registry;
 pub use state::{State, MAX_HALF_OPEN, MAX_OPEN_WAIT};
+#[cfg(feature = "metrics")]
+pub use observe::{install_metrics, metrics_listener};
