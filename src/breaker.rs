@@ -273,7 +273,9 @@ impl<C: Clock> CircuitBreaker<C> {
         } else {
             0
         };
-        let slow = self.slow_ns != 0 && now.saturating_sub(t.start_ns) >= self.slow_ns;
+        let slow = self.slow_ns != 0
+            && t.kind != Kind::Pass
+            && now.saturating_sub(t.start_ns) >= self.slow_ns;
         let counted = match t.kind {
             Kind::Window => self.record_window(t, failed, slow, now),
             Kind::Trial => self.record_trial(t, failed, slow),
