@@ -308,7 +308,12 @@ impl<C: Clock> CircuitBreaker<C> {
         let tag = tag_of(t.gen);
         let bits = if failed { FAILED } else { 0 } | if slow { SLOW } else { 0 };
         let may_trip = self.rules.may_trip(failed, slow);
-        let counts = match self.window.record(tag, bits, now, may_trip) {
+        let probe = if self.rules.failure_rate.is_some() || self.rules.slow_rate.is_some() {
+            self.rules.minimum_calls
+        } else {
+            0
+        };
+        let counts = match self.window.record(tag, bits, now, may_trip, probe) {
             Recorded::Late => return false,
             Recorded::Counted(c) => c,
         };

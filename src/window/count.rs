@@ -191,11 +191,15 @@ impl CountWindow {
         }
     }
 
+    /// Records `bits` under `tag`. Counts are returned when `want_counts`, or when this record
+    /// is this generation's `probe`-th (the minimum-calls threshold: the one moment a
+    /// success can make a rate reach its threshold; later successes only lower the rates).
     #[inline]
-    pub(crate) fn record(&self, tag: u16, bits: u32, want_counts: bool) -> Recorded {
+    pub(crate) fn record(&self, tag: u16, bits: u32, want_counts: bool, probe: u64) -> Recorded {
         let Some(h) = self.advance_head(tag, true, false) else {
             return Recorded::Late;
         };
+        let want_counts = want_counts || (h & SEQ_MASK) == probe;
         let pos = ((h & SEQ_MASK) - 1) % self.reducer;
         let slot = &self.slots[pos as usize];
         let new = slot_value(tag, bits | PRESENT);
@@ -262,7 +266,7 @@ mod tests {
     use super::*;
 
     fn rec(w: &CountWindow, tag: u16, bits: u32) -> Counts {
-        match w.record(tag, bits, true) {
+        match w.record(tag, bits, true, 0) {
             Recorded::Counted(Some(c)) => c,
             other => panic!("unexpected {other:?}"),
         }
@@ -313,7 +317,7 @@ mod tests {
         rec(&w, 1, FAILED);
         w.reset(2);
         assert_eq!(w.counts(2), Counts::default());
-        assert_eq!(w.record(1, FAILED, true), Recorded::Late);
+        assert_eq!(w.record(1, FAILED, true, 0), Recorded::Late);
         let c = rec(&w, 2, FAILED);
         assert_eq!(
             c,
@@ -351,7 +355,7 @@ mod tests {
                 slow: 0
             }
         );
-        assert_eq!(w.record(1, FAILED, true), Recorded::Late);
+        assert_eq!(w.record(1, FAILED, true, 0), Recorded::Late);
         w.reset(4);
         assert_eq!(w.counts(4), Counts::default());
         assert_eq!(w.lifetime_calls(), 2);

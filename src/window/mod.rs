@@ -70,11 +70,19 @@ pub(crate) enum Window {
 
 impl Window {
     /// Records `bits` for a call admitted under `tag`. `want_counts` asks for the counts after
-    /// the record (only needed when the outcome may trip the breaker).
+    /// the record (needed when the outcome may trip the breaker); the count window also returns
+    /// them when the record brings it to exactly `probe` calls (see [`CountWindow::record`]).
     #[inline]
-    pub(crate) fn record(&self, tag: u16, bits: u32, now_ns: u64, want_counts: bool) -> Recorded {
+    pub(crate) fn record(
+        &self,
+        tag: u16,
+        bits: u32,
+        now_ns: u64,
+        want_counts: bool,
+        probe: u64,
+    ) -> Recorded {
         match self {
-            Window::Count(w) => w.record(tag, bits, want_counts),
+            Window::Count(w) => w.record(tag, bits, want_counts, probe),
             Window::Time(w) => w.record(tag, bits, now_ns, want_counts),
         }
     }

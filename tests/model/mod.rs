@@ -27,7 +27,10 @@ pub enum WindowSetup {
 pub enum WaitSetup {
     Fixed(u64),
     /// Doubling from `initial` ms, capped at `max` ms.
-    Exp { initial: u64, max: u64 },
+    Exp {
+        initial: u64,
+        max: u64,
+    },
 }
 
 /// A breaker configuration the model understands (always valid).
@@ -81,7 +84,10 @@ impl Setup {
         self.minimum_calls = self.minimum_calls.max(1);
         self.slow_ms = self.slow_ms.max(1);
         if let WaitSetup::Exp { initial, max } = self.wait {
-            self.wait = WaitSetup::Exp { initial, max: max.max(initial) };
+            self.wait = WaitSetup::Exp {
+                initial,
+                max: max.max(initial),
+            };
         }
         self
     }
@@ -119,12 +125,18 @@ pub fn decode(bytes: &[u8]) -> (Setup, Vec<Op>) {
     let window = if next() % 2 == 0 {
         WindowSetup::Count(u32::from(next() % 16) + 1)
     } else {
-        WindowSetup::Time { buckets: u32::from(next() % 8) + 1, bucket_ms: u64::from(next() % 20) + 1 }
+        WindowSetup::Time {
+            buckets: u32::from(next() % 8) + 1,
+            bucket_ms: u64::from(next() % 20) + 1,
+        }
     };
     let wait = if next() % 2 == 0 {
         WaitSetup::Fixed(u64::from(next() % 100))
     } else {
-        WaitSetup::Exp { initial: u64::from(next() % 50), max: u64::from(next()) * 4 }
+        WaitSetup::Exp {
+            initial: u64::from(next() % 50),
+            max: u64::from(next()) * 4,
+        }
     };
     let permits = u32::from(next() % 4) + 1;
     let successes = u32::from(next() % 4) + 1;
@@ -258,13 +270,15 @@ impl Model {
     /// (calls, failures, slow) in the window now.
     fn counts(&self) -> (u64, u64, u64) {
         let live: Vec<_> = match self.s.window {
-            WindowSetup::Count(n) => {
-                self.window.iter().rev().take(n as usize).copied().collect()
-            }
+            WindowSetup::Count(n) => self.window.iter().rev().take(n as usize).copied().collect(),
             WindowSetup::Time { buckets, bucket_ms } => {
                 let epoch = self.now_ms / bucket_ms;
                 let oldest = epoch.saturating_sub(buckets as u64 - 1);
-                self.window.iter().filter(|r| r.0 / bucket_ms >= oldest).copied().collect()
+                self.window
+                    .iter()
+                    .filter(|r| r.0 / bucket_ms >= oldest)
+                    .copied()
+                    .collect()
             }
         };
         let f = live.iter().filter(|r| r.1).count() as u64;
@@ -286,12 +300,20 @@ impl Model {
         if calls == 0 || calls < self.s.minimum_calls as u64 {
             return false;
         }
-        self.s.failure_rate.is_some_and(|t| Self::reaches(f, calls, t))
+        self.s
+            .failure_rate
+            .is_some_and(|t| Self::reaches(f, calls, t))
             || self.s.slow_rate.is_some_and(|t| Self::reaches(s, calls, t))
     }
 
     fn acquire(&mut self) -> Result<MPermit, (State, Option<Duration>)> {
-        let p = |gen, kind, start_ms| Ok(MPermit { gen, kind, start_ms });
+        let p = |gen, kind, start_ms| {
+            Ok(MPermit {
+                gen,
+                kind,
+                start_ms,
+            })
+        };
         match self.state {
             State::Closed | State::MetricsOnly => p(self.gen, Kind::Window, self.now_ms),
             State::Disabled => p(self.gen, Kind::Pass, self.now_ms),
@@ -301,7 +323,10 @@ impl Model {
             }
             State::Open if self.now_ms < self.deadline_ms => {
                 self.rejected += 1;
-                Err((State::Open, Some(Duration::from_millis(self.deadline_ms - self.now_ms))))
+                Err((
+                    State::Open,
+                    Some(Duration::from_millis(self.deadline_ms - self.now_ms)),
+                ))
             }
             State::Open => {
                 self.enter(State::HalfOpen);
@@ -350,7 +375,16 @@ impl Model {
                 let may_trip = (failed
                     && (self.s.failure_rate.is_some() || self.s.consecutive.is_some()))
                     || (slow && self.s.slow_rate.is_some());
-                if self.state == State::Closed && may_trip && self.should_trip() {
+                // The count window also evaluates when a call brings it to exactly the
+                // minimum (the time window only after a failure or slow call).
+                let at_minimum = match self.s.window {
+                    WindowSetup::Count(_) => {
+                        (self.s.failure_rate.is_some() || self.s.slow_rate.is_some())
+                            && self.window.len() == self.s.minimum_calls as usize
+                    }
+                    WindowSetup::Time { .. } => false,
+                };
+                if self.state == State::Closed && (may_trip || at_minimum) && self.should_trip() {
                     self.open();
                 }
             }
@@ -418,11 +452,19 @@ fn check(m: &Model, b: &CircuitBreaker<ManualClock>, step: usize, op: &Op) -> Re
     same!(r.rejected, m.rejected, "rejected");
     same!(r.late, m.late, "late");
     same!(r.times_opened, m.opened, "times opened");
-    let inflight = if m.state == State::HalfOpen { m.inflight } else { 0 };
+    let inflight = if m.state == State::HalfOpen {
+        m.inflight
+    } else {
+        0
+    };
     same!(r.half_open_in_flight, inflight, "half-open in flight");
     if matches!(m.state, State::Closed | State::MetricsOnly) {
         let (calls, f, s) = m.counts();
-        same!((r.window_calls, r.window_failures, r.window_slow_calls), (calls, f, s), "window counts");
+        same!(
+            (r.window_calls, r.window_failures, r.window_slow_calls),
+            (calls, f, s),
+            "window counts"
+        );
     }
     if m.state == State::Open {
         let left = m.deadline_ms.saturating_sub(m.now_ms);
