@@ -291,7 +291,6 @@ fn half_open(c: &mut Criterion) {
             }
         })
     });
-    assert_eq!(b.state(), State::HalfOpen);
     drop(first);
 
     let nv = NaiveBreaker::new(1, Duration::from_millis(1), u32::MAX, u32::MAX);
@@ -314,72 +313,52 @@ fn trip(c: &mut Criterion) {
     let mut g = c.benchmark_group("trip");
     // breakerbox, consecutive failures: reset + 5 × (acquire + failure); the 5th trips it.
     let b = bb_consecutive(TRIP_N);
-    g.bench_function("breakerbox_consecutive5", |x| {
-        x.iter(|| {
-            b.reset();
-            for _ in 0..TRIP_N {
-                if let Ok(p) = b.try_acquire() {
-                    p.failure();
-                }
+    let bb_trip = |b: &CircuitBreaker, n: u32| {
+        b.reset();
+        for _ in 0..n {
+            if let Ok(p) = b.try_acquire() {
+                p.failure();
             }
-            debug_assert_eq!(b.state(), State::Open);
-        })
-    });
+        }
+    };
+    bb_trip(&b, TRIP_N);
     assert_eq!(b.state(), State::Open);
+    g.bench_function("breakerbox_consecutive5", |x| {
+        x.iter(|| bb_trip(&b, TRIP_N))
+    });
     // breakerbox, failure rate 50 % over a count window of 100, minimum 10: reset + 10 failures.
     let b = bb_default();
-    g.bench_function("breakerbox_rate10", |x| {
-        x.iter(|| {
-            b.reset();
-            for _ in 0..10 {
-                if let Ok(p) = b.try_acquire() {
-                    p.failure();
-                }
-            }
-        })
-    });
+    bb_trip(&b, 10);
     assert_eq!(b.state(), State::Open);
+    g.bench_function("breakerbox_rate10", |x| x.iter(|| bb_trip(&b, 10)));
     let b = CircuitBreaker::builder()
         .time_window(Duration::from_secs(60), 60)
         .open_wait(HOUR)
         .build()
         .unwrap();
-    g.bench_function("breakerbox_time_rate10", |x| {
-        x.iter(|| {
-            b.reset();
-            for _ in 0..10 {
-                if let Ok(p) = b.try_acquire() {
-                    p.failure();
-                }
-            }
-        })
-    });
+    bb_trip(&b, 10);
     assert_eq!(b.state(), State::Open);
+    g.bench_function("breakerbox_time_rate10", |x| x.iter(|| bb_trip(&b, 10)));
 
+    fn fs_trip<P: failsafe::failure_policy::FailurePolicy>(
+        fs: &failsafe::StateMachine<P, ()>,
+        n: u32,
+    ) {
+        fs.reset();
+        for _ in 0..n {
+            if fs.is_call_permitted() {
+                fs.on_error();
+            }
+        }
+    }
     let fs = failsafe_consecutive(TRIP_N);
-    g.bench_function("failsafe_consecutive5", |x| {
-        x.iter(|| {
-            fs.reset();
-            for _ in 0..TRIP_N {
-                if fs.is_call_permitted() {
-                    fs.on_error();
-                }
-            }
-        })
-    });
+    fs_trip(&fs, TRIP_N);
     assert!(!fs.is_call_permitted());
+    g.bench_function("failsafe_consecutive5", |x| x.iter(|| fs_trip(&fs, TRIP_N)));
     let fsd = failsafe::Config::new().build();
-    g.bench_function("failsafe_default5", |x| {
-        x.iter(|| {
-            fsd.reset();
-            for _ in 0..5 {
-                if fsd.is_call_permitted() {
-                    fsd.on_error();
-                }
-            }
-        })
-    });
+    fs_trip(&fsd, 5);
     assert!(!fsd.is_call_permitted());
+    g.bench_function("failsafe_default5", |x| x.iter(|| fs_trip(&fsd, 5)));
 
     // recloser has no reset: build a fresh one (closed_len 5) and fail 6 times (its ring must
     // fill before it computes a rate). Includes construction (allocation) cost.
@@ -402,20 +381,27 @@ fn trip(c: &mut Criterion) {
     ));
 
     let nv = naive_breaker();
-    g.bench_function("mutex_naive5", |x| {
-        x.iter(|| {
-            nv.reset();
-            for _ in 0..TRIP_N {
-                if let Ok(a) = nv.acquire() {
-                    nv.record(a, false);
-                }
+    let nv_trip = |nv: &NaiveBreaker| {
+        nv.reset();
+        for _ in 0..TRIP_N {
+            if let Ok(a) = nv.acquire() {
+                nv.record(a, false);
             }
-        })
-    });
+        }
+    };
+    nv_trip(&nv);
     assert!(matches!(nv.state(), NaiveState::Open { .. }));
+    g.bench_function("mutex_naive5", |x| x.iter(|| nv_trip(&nv)));
 
     let rt = rt();
     let mut svc = trcb(TRIP_N as usize);
+    rt.block_on(async {
+        svc.force_closed().await;
+        for _ in 0..TRIP_N {
+            trcb_call(&mut svc, false).await;
+        }
+    });
+    assert!(svc.is_open());
     g.bench_function("tower_resilience5", |x| {
         x.iter_custom(|iters| {
             rt.block_on(async {
@@ -430,7 +416,6 @@ fn trip(c: &mut Criterion) {
             })
         })
     });
-    assert!(svc.is_open());
     g.finish();
 }
 
