@@ -20,17 +20,21 @@ fn setup() -> impl Strategy<Value = Setup> {
         1u32..12,
         prop_oneof![
             (1u32..16).prop_map(WindowSetup::Count),
-            (1u32..8, 1u64..20).prop_map(|(buckets, bucket_ms)| WindowSetup::Time { buckets, bucket_ms }),
+            (1u32..8, 1u64..20)
+                .prop_map(|(buckets, bucket_ms)| WindowSetup::Time { buckets, bucket_ms }),
         ],
         prop_oneof![
             (0u64..100).prop_map(WaitSetup::Fixed),
-            (0u64..50, 0u64..400).prop_map(|(initial, extra)| WaitSetup::Exp { initial, max: initial + extra }),
+            (0u64..50, 0u64..400).prop_map(|(initial, extra)| WaitSetup::Exp {
+                initial,
+                max: initial + extra
+            }),
         ],
         1u32..4,
         1u32..4,
     )
-        .prop_map(|(failure_rate, slow_rate, slow_ms, consecutive, minimum_calls, window, wait, permits, successes)| {
-            let mut s = Setup {
+        .prop_map(
+            |(
                 failure_rate,
                 slow_rate,
                 slow_ms,
@@ -40,15 +44,27 @@ fn setup() -> impl Strategy<Value = Setup> {
                 wait,
                 permits,
                 successes,
-            };
-            if s.failure_rate.is_none() && s.slow_rate.is_none() && s.consecutive.is_none() {
-                s.consecutive = Some(2);
-            }
-            if let WindowSetup::Count(n) = s.window {
-                s.minimum_calls = s.minimum_calls.min(n);
-            }
-            s
-        })
+            )| {
+                let mut s = Setup {
+                    failure_rate,
+                    slow_rate,
+                    slow_ms,
+                    consecutive,
+                    minimum_calls,
+                    window,
+                    wait,
+                    permits,
+                    successes,
+                };
+                if s.failure_rate.is_none() && s.slow_rate.is_none() && s.consecutive.is_none() {
+                    s.consecutive = Some(2);
+                }
+                if let WindowSetup::Count(n) = s.window {
+                    s.minimum_calls = s.minimum_calls.min(n);
+                }
+                s
+            },
+        )
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -79,7 +95,9 @@ proptest! {
 fn decoded_byte_scenarios_run() {
     // The fuzz target's decoder, on a few fixed inputs.
     for seed in 0u8..50 {
-        let bytes: Vec<u8> = (0..300u32).map(|i| (i as u8).wrapping_mul(seed).wrapping_add(seed)).collect();
+        let bytes: Vec<u8> = (0..300u32)
+            .map(|i| (i as u8).wrapping_mul(seed).wrapping_add(seed))
+            .collect();
         let (s, ops) = model::decode(&bytes);
         model::run(&s, &ops).unwrap();
     }
