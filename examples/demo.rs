@@ -68,7 +68,7 @@ fn main() {
 
     let start = Instant::now();
     let stamp = move || format!("{:>5.2}s", start.elapsed().as_secs_f64());
-    let stamp2 = stamp.clone();
+    let stamp2 = stamp;
     breaker.on_event(move |e| {
         if let EventKind::Transition(t) = e.kind {
             let wait = t

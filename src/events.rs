@@ -123,7 +123,7 @@ impl Listeners {
     pub(crate) fn new() -> Self {
         Listeners {
             any: AtomicBool::new(false),
-            list: List::new(Arc::new(Vec::new()).into()),
+            list: List::new(Arc::new(Vec::new())),
         }
     }
 

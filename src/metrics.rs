@@ -63,7 +63,7 @@ impl Metrics {
     /// ```
     pub fn to_prometheus(all: &[Metrics]) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, fn(&Metrics) -> u64); 7] = [
+        let counters: [Series<u64>; 7] = [
             ("calls_total", "Outcomes recorded.", |m| m.calls),
             ("failures_total", "Failed calls.", |m| m.failures),
             ("slow_calls_total", "Slow calls.", |m| m.slow_calls),
@@ -90,7 +90,7 @@ impl Metrics {
                 );
             }
         }
-        let gauges: [(&str, &str, fn(&Metrics) -> f64); 2] = [
+        let gauges: [Series<f64>; 2] = [
             ("failure_rate", "Failure rate over the window.", |m| {
                 m.failure_rate
             }),
@@ -136,6 +136,9 @@ impl Metrics {
         out
     }
 }
+
+/// A metric series: name, help text, and how to read it from a snapshot.
+type Series<T> = (&'static str, &'static str, fn(&Metrics) -> T);
 
 fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")

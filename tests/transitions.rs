@@ -369,7 +369,7 @@ fn extreme_settings_behave_as_documented() {
     succeed(&b);
     assert_eq!(b.state(), State::Closed);
     fail(&b);
-    assert_eq!(b.try_acquire().unwrap().is_trial(), true);
+    assert!(b.try_acquire().unwrap().is_trial());
 }
 
 #[cfg(feature = "tokio")]
