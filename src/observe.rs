@@ -1,4 +1,4 @@
-//! Counters and gauges through the [`metrics`](::metrics) facade (feature `metrics`), fed by an
+//! Counters and gauges through the [`metrics`] facade (feature `metrics`), fed by an
 //! event listener.
 //!
 //! | metric | kind | labels |
@@ -113,5 +113,93 @@ fn record_event(e: &Event<'_>) {
             )
             .set(1.0);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ::metrics::{
+        Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    };
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    /// Keeps every counter and gauge, keyed by `name{label=value,...}`.
+    #[derive(Default)]
+    struct TestRecorder(Mutex<HashMap<String, Arc<AtomicU64>>>);
+
+    impl TestRecorder {
+        fn cell(&self, key: &Key) -> Arc<AtomicU64> {
+            let labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            let k = format!("{}{{{}}}", key.name(), labels.join(","));
+            let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(map.entry(k).or_default())
+        }
+
+        fn get(&self, k: &str) -> u64 {
+            let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            map.get(k).map_or(0, |c| c.load(Ordering::SeqCst))
+        }
+
+        fn gauge(&self, k: &str) -> f64 {
+            f64::from_bits(self.get(k))
+        }
+    }
+
+    impl Recorder for TestRecorder {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::from_arc(self.cell(key))
+        }
+        fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::from_arc(self.cell(key))
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+
+    #[test]
+    fn counters_and_state_gauge() {
+        let rec = TestRecorder::default();
+        ::metrics::with_local_recorder(&rec, || {
+            let b = CircuitBreaker::builder()
+                .name("db")
+                .consecutive_failures(2)
+                .clock(crate::ManualClock::new())
+                .build()
+                .expect("valid config");
+            install_metrics(&b);
+            assert_eq!(rec.gauge("breakerbox_state{breaker=db,state=closed}"), 1.0);
+            let _ = b.call(|| Ok::<_, ()>(()));
+            let _ = b.call(|| Err::<(), _>(()));
+            let _ = b.call(|| Err::<(), _>(()));
+            let _ = b.call(|| Ok::<_, ()>(()));
+        });
+        assert_eq!(
+            rec.get("breakerbox_calls_total{breaker=db,outcome=success}"),
+            1
+        );
+        assert_eq!(
+            rec.get("breakerbox_calls_total{breaker=db,outcome=failure}"),
+            2
+        );
+        assert_eq!(
+            rec.get("breakerbox_rejected_total{breaker=db,state=open}"),
+            1
+        );
+        assert_eq!(
+            rec.get("breakerbox_transitions_total{breaker=db,from=closed,to=open}"),
+            1
+        );
+        assert_eq!(rec.gauge("breakerbox_state{breaker=db,state=closed}"), 0.0);
+        assert_eq!(rec.gauge("breakerbox_state{breaker=db,state=open}"), 1.0);
     }
 }
