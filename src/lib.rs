@@ -79,9 +79,9 @@ pub use config::{Builder, Config, ConfigError, WindowConfig};
 pub use error::{CallError, Rejected};
 pub use events::{Event, EventKind, Listener, Outcome, Transition, TransitionReason};
 pub use metrics::Metrics;
+#[cfg(feature = "metrics")]
+pub use observe::{install_metrics, metrics_listener};
 pub use permit::{OwnedPermit, Permit};
 pub use policy::TripReason;
 pub use registry::Registry;
 pub use state::{State, MAX_HALF_OPEN, MAX_OPEN_WAIT};
-#[cfg(feature = "metrics")]
-pub use observe::{install_metrics, metrics_listener};

@@ -187,11 +187,7 @@ fn header<'a>(res: &'a reqwest::Response, name: &str) -> Option<&'a str> {
 
 #[tokio::test]
 async fn trips_at_the_threshold_and_rejects_without_reaching_the_upstream() {
-    let h = Harness::start(|b| {
-        b.consecutive_failures(3)
-            .open_wait(Duration::from_secs(30))
-    })
-    .await;
+    let h = Harness::start(|b| b.consecutive_failures(3).open_wait(Duration::from_secs(30))).await;
     h.mode(FAIL);
     for i in 1..=3 {
         let res = h.get().await;
@@ -263,7 +259,11 @@ async fn half_open_lets_exactly_the_permitted_trials_through_then_closes() {
     for _ in 0..CLIENTS - PERMITS {
         let (status, retry) = clients.join_next().await.expect("a client").expect("task");
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(retry.as_deref(), Some("1"), "half-open and full: retry in 1 s");
+        assert_eq!(
+            retry.as_deref(),
+            Some("1"),
+            "half-open and full: retry in 1 s"
+        );
     }
     assert_eq!(h.hits() - hits_before, PERMITS);
     assert_eq!(h.up.in_flight.load(Ordering::SeqCst), PERMITS as u32);
@@ -306,7 +306,11 @@ async fn closes_only_after_the_required_successes() {
         let res = h.get().await;
         assert_eq!(res.status(), 200);
         let expected = if i < 3 { "half_open" } else { "closed" };
-        assert_eq!(header(&res, STATE_HEADER.as_str()), Some(expected), "trial {i}");
+        assert_eq!(
+            header(&res, STATE_HEADER.as_str()),
+            Some(expected),
+            "trial {i}"
+        );
     }
     assert_eq!(h.breaker.state(), State::Closed);
 
@@ -325,11 +329,8 @@ async fn closes_only_after_the_required_successes() {
 
 #[tokio::test]
 async fn a_client_that_goes_away_releases_its_trial_permit() {
-    let mut h = Harness::start(|b| {
-        b.consecutive_failures(1)
-            .open_wait(Duration::from_secs(30))
-    })
-    .await;
+    let mut h =
+        Harness::start(|b| b.consecutive_failures(1).open_wait(Duration::from_secs(30))).await;
     h.mode(FAIL);
     assert_eq!(h.get().await.status(), 500);
     h.clock.advance(Duration::from_secs(30));
@@ -357,7 +358,11 @@ async fn a_client_that_goes_away_releases_its_trial_permit() {
     .expect("the permit is released");
     assert_eq!(h.breaker.state(), State::HalfOpen);
     let m = h.breaker.metrics();
-    assert_eq!((m.failures, m.ignored), (1, 1), "a cancelled call records nothing");
+    assert_eq!(
+        (m.failures, m.ignored),
+        (1, 1),
+        "a cancelled call records nothing"
+    );
 
     // A new trial is admitted, and closes the breaker.
     h.mode(OK);

@@ -90,10 +90,7 @@ where
                 ResponseFuture::rejected(open)
             }
             Ok(permit) => {
-                let timeout = self
-                    .opts
-                    .timeout
-                    .or(permit.breaker().config().call_timeout);
+                let timeout = self.opts.timeout.or(permit.breaker().config().call_timeout);
                 let fut = self.inner.call(req);
                 ResponseFuture::running(
                     fut,
