@@ -77,6 +77,13 @@ impl OpenWait {
     }
 }
 
+impl From<Duration> for OpenWait {
+    /// A fixed wait.
+    fn from(wait: Duration) -> Self {
+        OpenWait::fixed(wait)
+    }
+}
+
 impl Default for OpenWait {
     fn default() -> Self {
         OpenWait::fixed(Duration::from_secs(60))

@@ -124,6 +124,11 @@ impl<C: Clock> CircuitBreaker<C> {
         &self.name
     }
 
+    /// The breaker's name as a shared string (cheap to clone into events or errors).
+    pub fn name_arc(&self) -> Arc<str> {
+        Arc::clone(&self.name)
+    }
+
     /// The configuration it was built with.
     pub fn config(&self) -> &Config {
         &self.config

@@ -42,12 +42,22 @@ pub enum WindowConfig {
     },
 }
 
-/// Every setting of a breaker. Build one with [`CircuitBreaker::builder`] or deserialize it
-/// (feature `serde`) and pass it to [`Builder::config`].
+/// Every setting of a breaker. Build one with [`CircuitBreaker::builder`], write it as a struct
+/// literal over `Config::default()`, or deserialize it (feature `serde`), and pass it to
+/// [`Builder::config`] (or [`Registry::configure`](crate::Registry::configure)).
+///
+/// ```
+/// use breakerbox::{Config, WindowConfig};
+/// let config = Config {
+///     consecutive_failures: Some(5),
+///     window: WindowConfig::Count { size: 50 },
+///     ..Config::default()
+/// };
+/// assert!(config.validate().is_ok());
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
-#[non_exhaustive]
 pub struct Config {
     /// Trip when the failure rate in the window reaches this (in `(0, 1]`); `None` disables.
     pub failure_rate_threshold: Option<f64>,
