@@ -1,0 +1,18 @@
+//! Differential fuzzing: arbitrary operation sequences (acquire, success, failure, slow
+//! success, ignore, drop permit, advance clock, force open, disable, metrics-only, reset) run
+//! against the real breaker and the sequential reference model shared with the proptest
+//! (`tests/model/mod.rs`); any divergence in an admission decision, state, generation or
+//! counter panics.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+#[path = "../../tests/model/mod.rs"]
+mod model;
+
+fuzz_target!(|data: &[u8]| {
+    let (setup, ops) = model::decode(data);
+    if let Err(divergence) = model::run(&setup, &ops) {
+        panic!("breaker and model diverge: {divergence}\nsetup: {setup:?}\nops: {ops:?}");
+    }
+});
