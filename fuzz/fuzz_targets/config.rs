@@ -125,33 +125,35 @@ struct Input {
 }
 
 impl Input {
+    /// Every field, spelled out: a field added to `Config` breaks this build until the fuzz
+    /// target generates it too.
     fn config(&self) -> Config {
-        let mut c = Config::default();
-        c.failure_rate_threshold = self.failure_rate.map(F::get);
-        c.slow_call_rate_threshold = self.slow_rate.map(F::get);
-        c.slow_call_duration = self.slow_duration.get();
-        c.consecutive_failures = self.consecutive.map(N::get);
-        c.minimum_calls = self.minimum_calls.get();
-        c.window = match self.window {
-            Window::Count(n) => WindowConfig::Count { size: n.get() },
-            Window::Time(d, n) => WindowConfig::Time {
-                duration: d.get(),
-                buckets: n.get(),
+        Config {
+            failure_rate_threshold: self.failure_rate.map(F::get),
+            slow_call_rate_threshold: self.slow_rate.map(F::get),
+            slow_call_duration: self.slow_duration.get(),
+            consecutive_failures: self.consecutive.map(N::get),
+            minimum_calls: self.minimum_calls.get(),
+            window: match self.window {
+                Window::Count(n) => WindowConfig::Count { size: n.get() },
+                Window::Time(d, n) => WindowConfig::Time {
+                    duration: d.get(),
+                    buckets: n.get(),
+                },
             },
-        };
-        c.open_wait = match self.wait {
-            Wait::Fixed(d) => OpenWait::fixed(d.get()),
-            Wait::Exponential(i, m, x) => OpenWait::Exponential {
-                initial: i.get(),
-                multiplier: m.get(),
-                max: x.get(),
+            open_wait: match self.wait {
+                Wait::Fixed(d) => OpenWait::fixed(d.get()),
+                Wait::Exponential(i, m, x) => OpenWait::Exponential {
+                    initial: i.get(),
+                    multiplier: m.get(),
+                    max: x.get(),
+                },
             },
-        };
-        c.jitter = self.jitter.get();
-        c.half_open_permits = self.permits.get();
-        c.half_open_successes = self.successes.get();
-        c.call_timeout = self.call_timeout.map(D::get);
-        c
+            jitter: self.jitter.get(),
+            half_open_permits: self.permits.get(),
+            half_open_successes: self.successes.get(),
+            call_timeout: self.call_timeout.map(D::get),
+        }
     }
 
     /// The same configuration through the builder's individual setters.

@@ -7,7 +7,10 @@
 
 use libfuzzer_sys::fuzz_target;
 
+// The reference model shared with the proptest (tests/model_test.rs); its lints are the
+// core's business.
 #[path = "../../tests/model/mod.rs"]
+#[allow(clippy::all)]
 mod model;
 
 fuzz_target!(|data: &[u8]| {
