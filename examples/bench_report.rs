@@ -71,7 +71,7 @@ impl Report {
         }
         let _ = writeln!(
             self.out,
-            "| implementation | median | ratio to breakerbox |\n|---|---|---|"
+            "| implementation | median | time relative to breakerbox |\n|---|---|---|"
         );
         for (label, key) in rows {
             let Some(v) = self.get(key) else {

@@ -79,7 +79,8 @@ fn main() {
     println!("### Size of one breaker\n");
     println!("| breaker | `size_of` | `heap_bytes()` | heap allocated (counted) |");
     println!("|---|---|---|---|");
-    let configs: [(&str, Box<dyn Fn() -> CircuitBreaker>); 4] = [
+    type Make = Box<dyn Fn() -> CircuitBreaker>;
+    let configs: [(&str, Make); 4] = [
         (
             "default (count window 100)",
             Box::new(|| CircuitBreaker::builder().build().unwrap()),
