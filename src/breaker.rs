@@ -11,7 +11,7 @@ use crate::config::{Builder, Config, WindowConfig};
 use crate::error::{CallError, Rejected};
 use crate::events::{EventKind, Listener, Listeners, Outcome, Transition, TransitionReason};
 use crate::metrics::{bump, new_totals, read, Metrics, Totals};
-use crate::permit::{Kind, OwnedPermit, Permit, Ticket};
+use crate::permit::{Kind, OwnedPermit, Permit, Ticket, START_MASK};
 use crate::policy::TripRules;
 use crate::state::{tag_of, State, StateCell, Word};
 use crate::sync::{atomic_u32, atomic_u64, AtomicU32, AtomicU64, Ordering};
@@ -65,10 +65,13 @@ pub struct CircuitBreaker<C: Clock = DefaultClock> {
     /// Openings since the breaker last closed (drives the backoff).
     opens_in_row: AtomicU32,
     rules: TripRules,
-    /// Slow-call threshold in ns; 0 when the slow-call rule is off.
-    slow_ns: u64,
+    /// Slow-call threshold in µs (at least 1); 0 when the slow-call rule is off.
+    slow_us: u64,
     /// Whether recording needs the clock (slow calls or a time window).
     record_needs_clock: bool,
+    /// The count window evaluates the rates at this record of a generation (the minimum
+    /// calls), or never (0) when no rate rule is on.
+    probe: u64,
     permits: u32,
     successes_needed: u32,
     config: Config,
@@ -96,20 +99,29 @@ impl<C: Clock> CircuitBreaker<C> {
             }
         };
         let rules = config.trip_rules();
-        let slow_ns = match config.slow_call_rate_threshold {
-            Some(_) => config.slow_call_duration.as_nanos().min(u64::MAX as u128) as u64,
+        let slow_us = match config.slow_call_rate_threshold {
+            Some(_) => (config
+                .slow_call_duration
+                .as_micros()
+                .min(START_MASK as u128) as u64)
+                .max(1),
             None => 0,
         };
         CircuitBreaker {
             state: StateCell::new(Word::new(State::Closed, gen, 0)),
-            record_needs_clock: slow_ns != 0 || matches!(window, Window::Time(_)),
+            probe: if rules.failure_rate.is_some() || rules.slow_rate.is_some() {
+                rules.minimum_calls
+            } else {
+                0
+            },
+            record_needs_clock: slow_us != 0 || matches!(window, Window::Time(_)),
             window,
             streak: config.consecutive_failures.map(|_| Streak::new()),
             rejected: CachePadded::new(atomic_u64(0)),
             totals: new_totals(),
             opens_in_row: atomic_u32(0),
             rules,
-            slow_ns,
+            slow_us,
             permits: config.half_open_permits,
             successes_needed: config.half_open_successes,
             config,
@@ -143,7 +155,7 @@ impl<C: Clock> CircuitBreaker<C> {
 
     /// Asks to make one call. `Ok` carries a [`Permit`] to report the outcome on; `Err` says
     /// the breaker is open (with the time until the next trial) or half-open and full.
-    #[inline]
+    #[inline(always)]
     pub fn try_acquire(&self) -> Result<Permit<'_, C>, Rejected> {
         self.acquire_ticket().map(|t| Permit::new(self, t))
     }
@@ -167,10 +179,10 @@ impl<C: Clock> CircuitBreaker<C> {
         }
     }
 
-    #[inline]
-    fn start_ns(&self) -> u64 {
-        if self.slow_ns != 0 {
-            self.clock.recent_nanos()
+    #[inline(always)]
+    fn start_us(&self) -> u64 {
+        if self.slow_us != 0 {
+            self.now_us()
         } else {
             0
         }
@@ -181,15 +193,11 @@ impl<C: Clock> CircuitBreaker<C> {
         self.clock.recent_nanos() / 1_000
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn acquire_ticket(&self) -> Result<Ticket, Rejected> {
         let w = self.state.load();
         if w.is(State::Closed) {
-            return Ok(Ticket {
-                gen: w.gen(),
-                kind: Kind::Window,
-                start_ns: self.start_ns(),
-            });
+            return Ok(Ticket::new(w.gen(), Kind::Window, self.start_us()));
         }
         if w.is(State::Open) {
             if let Some(left) = w.remaining_us(self.now_us()) {
@@ -204,19 +212,9 @@ impl<C: Clock> CircuitBreaker<C> {
         loop {
             let (next, kind) = match w.kind() {
                 State::Closed | State::MetricsOnly => {
-                    return Ok(Ticket {
-                        gen: w.gen(),
-                        kind: Kind::Window,
-                        start_ns: self.start_ns(),
-                    })
+                    return Ok(Ticket::new(w.gen(), Kind::Window, self.start_us()))
                 }
-                State::Disabled => {
-                    return Ok(Ticket {
-                        gen: w.gen(),
-                        kind: Kind::Pass,
-                        start_ns: 0,
-                    })
-                }
+                State::Disabled => return Ok(Ticket::new(w.gen(), Kind::Pass, 0)),
                 State::ForcedOpen => return Err(self.reject(State::ForcedOpen, None)),
                 State::Open => {
                     if let Some(left) = w.remaining_us(self.now_us()) {
@@ -245,11 +243,7 @@ impl<C: Clock> CircuitBreaker<C> {
                     if kind == State::Open {
                         self.transitioned(w, next, TransitionReason::OpenWaitElapsed, None);
                     }
-                    return Ok(Ticket {
-                        gen: next.gen(),
-                        kind: Kind::Trial,
-                        start_ns: self.start_ns(),
-                    });
+                    return Ok(Ticket::new(next.gen(), Kind::Trial, self.start_us()));
                 }
                 Err(found) => w = found,
             }
@@ -267,8 +261,43 @@ impl<C: Clock> CircuitBreaker<C> {
     // ----- outcomes --------------------------------------------------------------------
 
     /// Records the outcome of an admitted call. Called by permits (also on drop).
-    #[inline]
+    ///
+    /// The common case, a success in CLOSED with a count window and no clock needed, is
+    /// handled inline by [`CountWindow::record_success_fast`]; everything else, including that
+    /// case whenever the fast path declines it, goes through [`complete_general`](Self::complete_general).
+    #[inline(always)]
     pub(crate) fn complete(&self, t: Ticket, outcome: Outcome) {
+        if outcome == Outcome::Success && t.kind() == Kind::Window && !self.record_needs_clock {
+            if let Window::Count(w) = &self.window {
+                let tag = tag_of(t.gen());
+                if let Some(r) = w.record_success_fast(tag, self.probe) {
+                    return self.after_fast_success(tag, r);
+                }
+            }
+        }
+        self.complete_general(t, outcome)
+    }
+
+    #[inline(always)]
+    fn after_fast_success(&self, tag: u16, r: Recorded) {
+        if r == Recorded::Late {
+            bump(&self.totals.late);
+            self.listeners.emit(&self.name, || EventKind::Late {
+                outcome: Outcome::Success,
+            });
+            return;
+        }
+        if let Some(s) = &self.streak {
+            s.succeed(tag);
+        }
+        self.listeners.emit(&self.name, || EventKind::Recorded {
+            outcome: Outcome::Success,
+            slow: false,
+        });
+    }
+
+    #[inline(never)]
+    fn complete_general(&self, t: Ticket, outcome: Outcome) {
         if outcome == Outcome::Ignore {
             return self.release(t);
         }
@@ -278,14 +307,14 @@ impl<C: Clock> CircuitBreaker<C> {
         } else {
             0
         };
-        let slow = self.slow_ns != 0
-            && t.kind != Kind::Pass
-            && now.saturating_sub(t.start_ns) >= self.slow_ns;
-        let counted = match t.kind {
+        let slow = self.slow_us != 0
+            && t.kind() != Kind::Pass
+            && ((now / 1_000).wrapping_sub(t.start_us()) & START_MASK) >= self.slow_us;
+        let counted = match t.kind() {
             Kind::Window => self.record_window(t, failed, slow, now),
             Kind::Trial => self.record_trial(t, failed, slow),
             Kind::Pass => {
-                let current = self.state.load().gen() == t.gen;
+                let current = self.state.load().gen() == t.gen();
                 if current {
                     bump(&self.totals.pass_calls);
                 }
@@ -310,15 +339,10 @@ impl<C: Clock> CircuitBreaker<C> {
 
     #[inline]
     fn record_window(&self, t: Ticket, failed: bool, slow: bool, now: u64) -> bool {
-        let tag = tag_of(t.gen);
+        let tag = tag_of(t.gen());
         let bits = if failed { FAILED } else { 0 } | if slow { SLOW } else { 0 };
         let may_trip = self.rules.may_trip(failed, slow);
-        let probe = if self.rules.failure_rate.is_some() || self.rules.slow_rate.is_some() {
-            self.rules.minimum_calls
-        } else {
-            0
-        };
-        let counts = match self.window.record(tag, bits, now, may_trip, probe) {
+        let counts = match self.window.record(tag, bits, now, may_trip, self.probe) {
             Recorded::Late => return false,
             Recorded::Counted(c) => c,
         };
@@ -335,7 +359,7 @@ impl<C: Clock> CircuitBreaker<C> {
         }
         if let Some(counts) = counts {
             if let Some(reason) = self.rules.evaluate(counts, streak) {
-                self.trip(t.gen, reason);
+                self.trip(t.gen(), reason);
             }
         }
         true
@@ -380,7 +404,7 @@ impl<C: Clock> CircuitBreaker<C> {
         let now_us = if bad { self.now_us() } else { 0 };
         let needed = self.successes_needed;
         let res = self.state.update(|w| {
-            if !(w.is(State::HalfOpen) && w.gen() == t.gen) {
+            if !(w.is(State::HalfOpen) && w.gen() == t.gen()) {
                 return None;
             }
             Some(if bad {
@@ -425,11 +449,11 @@ impl<C: Clock> CircuitBreaker<C> {
     /// An admitted call that will not report: gives a trial slot back.
     fn release(&self, t: Ticket) {
         bump(&self.totals.ignored);
-        if t.kind != Kind::Trial {
+        if t.kind() != Kind::Trial {
             return;
         }
         let _ = self.state.update(|w| {
-            (w.is(State::HalfOpen) && w.gen() == t.gen && w.inflight() > 0).then(|| {
+            (w.is(State::HalfOpen) && w.gen() == t.gen() && w.inflight() > 0).then(|| {
                 Word::new(
                     State::HalfOpen,
                     w.gen(),

@@ -1,8 +1,10 @@
 //! The last N outcomes, in a lock-free ring.
 //!
 //! Three kinds of word, each tagged (see the module doc of `window`):
-//! - `head` `[tag:16][seq:48]`: how many outcomes this tag has recorded. A recorder claims
-//!   position `seq` with one CAS; its slot is `seq % N`.
+//! - `head` `[tag:16][laps:24][pos:24]`: the next slot to write and how many times the ring has
+//!   been filled under this tag. A recorder claims slot `pos` with one CAS (`pos + 1`, or the next
+//!   lap at the end of the ring): no division on the hot path. `laps * N + pos` is the number of
+//!   outcomes the tag has recorded.
 //! - `slots[i]` `[tag:16][bits:16]`: the outcome last written at slot `i`. The recorder swaps its
 //!   outcome in with a CAS and learns which outcome fell out of the window.
 //! - `counts` `[tag:16][failures:24][slow:24]`: failures and slow calls in the window, changed
@@ -23,24 +25,35 @@
 use super::{newer, Counts, Recorded, FAILED, PRESENT, SLOW};
 use crate::sync::{atomic_u32, atomic_u64, AtomicU32, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
-use strength_reduce::StrengthReducedU64;
 
 /// Largest count window (2^23 - 1 outcomes).
 pub const MAX_SIZE: u32 = (1 << 23) - 1;
 
-const SEQ_BITS: u32 = 48;
-const SEQ_MASK: u64 = (1 << SEQ_BITS) - 1;
+const POS_MASK: u64 = (1 << 24) - 1;
+const LAPS_SHIFT: u32 = 24;
+const LAPS_MASK: u64 = (1 << 24) - 1;
+const TAG_SHIFT: u32 = 48;
 const FIELD_BITS: u32 = 24;
 const FIELD_MASK: u64 = (1 << FIELD_BITS) - 1;
 
-#[inline]
+#[inline(always)]
 fn tag_of_head(h: u64) -> u16 {
-    (h >> SEQ_BITS) as u16
+    (h >> TAG_SHIFT) as u16
 }
 
-#[inline]
-fn head(tag: u16, seq: u64) -> u64 {
-    ((tag as u64) << SEQ_BITS) | (seq & SEQ_MASK)
+#[inline(always)]
+fn pos_of(h: u64) -> u64 {
+    h & POS_MASK
+}
+
+#[inline(always)]
+fn laps_of(h: u64) -> u64 {
+    (h >> LAPS_SHIFT) & LAPS_MASK
+}
+
+#[inline(always)]
+fn head(tag: u16, laps: u64, pos: u64) -> u64 {
+    ((tag as u64) << TAG_SHIFT) | ((laps & LAPS_MASK) << LAPS_SHIFT) | (pos & POS_MASK)
 }
 
 #[inline]
@@ -69,7 +82,6 @@ pub(crate) struct CountWindow {
     retired: AtomicU64,
     slots: Box<[AtomicU32]>,
     size: u64,
-    reducer: StrengthReducedU64,
 }
 
 impl CountWindow {
@@ -80,46 +92,55 @@ impl CountWindow {
         // Slots start with a tag one behind, so they read as empty for `tag`.
         let stale = slot_value(tag.wrapping_sub(1), 0);
         CountWindow {
-            head: CachePadded::new(atomic_u64(head(tag, 0))),
+            head: CachePadded::new(atomic_u64(head(tag, 0, 0))),
             counts: CachePadded::new(atomic_u64(counts_word(tag, 0, 0))),
             retired: atomic_u64(0),
             slots: (0..size).map(|_| atomic_u32(stale)).collect(),
             size,
-            reducer: StrengthReducedU64::new(size),
         }
     }
 
-    /// Moves `head` to `tag` if it holds an older one; returns the new head or `None` if it
-    /// holds a newer one. `claim` also claims one position; `keep` keeps the old sequence
-    /// (sealing: the window stops accepting the old tag but still shows its counts).
+    /// Outcomes recorded under the head's tag (since the last fold, see [`Self::step`]).
+    #[inline(always)]
+    fn seq(&self, h: u64) -> u64 {
+        laps_of(h) * self.size + pos_of(h)
+    }
+
+    /// The head after claiming slot `pos_of(h)`, and the calls to retire: when `laps` would
+    /// overflow, the sequence folds back to one full lap (still "full", same position) and the
+    /// folded calls move to `retired`.
+    #[inline(always)]
+    fn step(&self, h: u64) -> (u64, u64) {
+        if pos_of(h) + 1 < self.size {
+            (h + 1, 0)
+        } else if laps_of(h) < LAPS_MASK {
+            (head(tag_of_head(h), laps_of(h) + 1, 0), 0)
+        } else {
+            (head(tag_of_head(h), 1, 0), laps_of(h) * self.size)
+        }
+    }
+
+    /// Moves `head` to `tag` if it holds an older one; returns the new head and the slot
+    /// claimed (with `claim`), or `None` if `head` holds a newer tag. `keep` keeps the old
+    /// position and laps (sealing: the window stops accepting the old tag but still shows its
+    /// counts).
     #[inline]
-    fn advance_head(&self, tag: u16, claim: bool, keep: bool) -> Option<u64> {
-        let step = claim as u64;
+    fn advance_head(&self, tag: u16, claim: bool, keep: bool) -> Option<(u64, u64)> {
         // AcqRel / Acquire: see the orderings note in `window`.
         let mut cur = self.head.load(Ordering::Acquire);
         loop {
             let t = tag_of_head(cur);
-            let seq = cur & SEQ_MASK;
-            let mut retire = 0;
-            let next = if t == tag {
-                if step == 0 {
-                    return Some(cur);
+            let (next, claimed, retire) = if t == tag {
+                if !claim {
+                    return Some((cur, 0));
                 }
-                let mut next_seq = seq + step;
-                if next_seq > SEQ_MASK - 1 {
-                    // Fold the sequence back (keeping its position mod N and "full") long
-                    // before it could carry into the tag; the folded calls are retired.
-                    let folded = self.size + next_seq % self.reducer;
-                    retire = next_seq - folded;
-                    next_seq = folded;
-                }
-                head(tag, next_seq)
+                let (next, retire) = self.step(cur);
+                (next, pos_of(cur), retire)
             } else if newer(tag, t) {
                 if keep {
-                    head(tag, seq)
+                    (head(tag, laps_of(cur), pos_of(cur)), 0, 0)
                 } else {
-                    retire = seq;
-                    head(tag, step)
+                    (head(tag, 0, claim as u64), 0, self.seq(cur))
                 }
             } else {
                 return None;
@@ -133,7 +154,7 @@ impl CountWindow {
                         // AcqRel: a lifetime total, read only for metrics.
                         self.retired.fetch_add(retire, Ordering::AcqRel);
                     }
-                    return Some(next);
+                    return Some((next, claimed));
                 }
                 Err(found) => cur = found,
             }
@@ -174,7 +195,7 @@ impl CountWindow {
 
     fn decode(&self, head_word: u64, counts_word: u64, tag: u16) -> Counts {
         let calls = if tag_of_head(head_word) == tag {
-            (head_word & SEQ_MASK).min(self.size)
+            self.seq(head_word).min(self.size)
         } else {
             0
         };
@@ -191,17 +212,61 @@ impl CountWindow {
         }
     }
 
+    /// The common case on its own: a success under the current tag that does not reach
+    /// `probe`. Returns `None` without touching anything when the case is not that one (the
+    /// caller then takes [`record`](Self::record)); otherwise records it. In steady state this
+    /// is one CAS on `head` and one load of the slot.
+    #[inline(always)]
+    pub(crate) fn record_success_fast(&self, tag: u16, probe: u64) -> Option<Recorded> {
+        let mut cur = self.head.load(Ordering::Acquire);
+        loop {
+            // `probe` can only be reached on the first lap.
+            if tag_of_head(cur) != tag || (laps_of(cur) == 0 && pos_of(cur) + 1 == probe) {
+                return None;
+            }
+            let (next, retire) = self.step(cur);
+            if retire != 0 {
+                return None;
+            }
+            // AcqRel / Acquire: see the orderings note in `window`.
+            match self
+                .head
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => break,
+                Err(found) => cur = found,
+            }
+        }
+        let slot = &self.slots[pos_of(cur) as usize];
+        if slot.load(Ordering::Acquire) == slot_value(tag, PRESENT) {
+            return Some(Recorded::Counted(None));
+        }
+        Some(self.write_slot(slot, tag, 0, cur, false))
+    }
+
     /// Records `bits` under `tag`. Counts are returned when `want_counts`, or when this record
     /// is this generation's `probe`-th (the minimum-calls threshold: the one moment a
     /// success can make a rate reach its threshold; later successes only lower the rates).
     #[inline]
     pub(crate) fn record(&self, tag: u16, bits: u32, want_counts: bool, probe: u64) -> Recorded {
-        let Some(h) = self.advance_head(tag, true, false) else {
+        let Some((h, pos)) = self.advance_head(tag, true, false) else {
             return Recorded::Late;
         };
-        let want_counts = want_counts || (h & SEQ_MASK) == probe;
-        let pos = ((h & SEQ_MASK) - 1) % self.reducer;
-        let slot = &self.slots[pos as usize];
+        let want_counts = want_counts || self.seq(h) == probe;
+        self.write_slot(&self.slots[pos as usize], tag, bits, h, want_counts)
+    }
+
+    /// Swaps `bits` into `slot` (claimed under `tag`; `h` is a head word for the window's
+    /// call count) and applies the difference to `counts`.
+    #[inline]
+    fn write_slot(
+        &self,
+        slot: &AtomicU32,
+        tag: u16,
+        bits: u32,
+        h: u64,
+        want_counts: bool,
+    ) -> Recorded {
         let new = slot_value(tag, bits | PRESENT);
         let mut cur = slot.load(Ordering::Acquire);
         let old_bits = loop {
@@ -253,7 +318,7 @@ impl CountWindow {
 
     pub(crate) fn lifetime_calls(&self) -> u64 {
         let h = self.head.load(Ordering::Acquire);
-        self.retired.load(Ordering::Acquire) + (h & SEQ_MASK)
+        self.retired.load(Ordering::Acquire) + self.seq(h)
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
