@@ -201,13 +201,14 @@ impl<C: Clock> CircuitBreaker<C> {
         }
         if w.is(State::Open) {
             if let Some(left) = w.remaining_us(self.now_us()) {
-                return Err(self.reject(State::Open, Some(Duration::from_micros(left))));
+                return Err(self.reject(State::Open, Some(left)));
             }
         }
         self.acquire_contended(w)
     }
 
     /// Every case but CLOSED and a still-waiting OPEN: the CAS loop over the state word.
+    #[inline(never)]
     fn acquire_contended(&self, mut w: Word) -> Result<Ticket, Rejected> {
         loop {
             let (next, kind) = match w.kind() {
@@ -218,7 +219,7 @@ impl<C: Clock> CircuitBreaker<C> {
                 State::ForcedOpen => return Err(self.reject(State::ForcedOpen, None)),
                 State::Open => {
                     if let Some(left) = w.remaining_us(self.now_us()) {
-                        return Err(self.reject(State::Open, Some(Duration::from_micros(left))));
+                        return Err(self.reject(State::Open, Some(left)));
                     }
                     // The wait is over: move to HALF-OPEN holding the first trial permit, in
                     // one CAS, so the caller that opens the door is the first one through.
@@ -250,12 +251,15 @@ impl<C: Clock> CircuitBreaker<C> {
         }
     }
 
-    #[inline]
-    fn reject(&self, state: State, retry_after: Option<Duration>) -> Rejected {
+    #[inline(always)]
+    fn reject(&self, state: State, retry_us: Option<u64>) -> Rejected {
         bump(&self.rejected);
-        self.listeners
-            .emit(&self.name, || EventKind::Rejected { state, retry_after });
-        Rejected { state, retry_after }
+        let rejected = Rejected::new(state, retry_us);
+        self.listeners.emit(&self.name, || EventKind::Rejected {
+            state,
+            retry_after: rejected.retry_after(),
+        });
+        rejected
     }
 
     // ----- outcomes --------------------------------------------------------------------
@@ -379,6 +383,7 @@ impl<C: Clock> CircuitBreaker<C> {
     }
 
     /// CLOSED(gen) -> OPEN, if the breaker is still in that generation.
+    #[cold]
     fn trip(&self, gen: u32, reason: crate::policy::TripReason) {
         let w = self.state.load();
         if !(w.is(State::Closed) && w.gen() == gen) {

@@ -48,85 +48,73 @@ pub const COARSE_GRANULARITY: Duration = Duration::from_millis(1);
 mod quanta_clock {
     use super::*;
 
-    struct Shared {
+    /// The precise clock and its epoch.
+    struct Precise {
         clock: quanta::Clock,
         anchor: quanta::Instant,
-        /// Nanoseconds since `anchor`, refreshed every `COARSE_GRANULARITY` by the refresher
-        /// thread. Only that thread stores; readers load. Relaxed on both sides: the value is a
-        /// standalone timestamp, it publishes no other memory.
-        recent: AtomicU64,
-        /// Whether the refresher thread is running; if not, `recent` is not maintained.
-        refreshed: bool,
     }
 
-    impl Shared {
-        fn precise(&self) -> u64 {
-            self.clock
-                .now()
-                .saturating_duration_since(self.anchor)
-                .as_nanos() as u64
+    impl Precise {
+        fn now(&self) -> u64 {
+            self.clock.now().saturating_duration_since(self.anchor).as_nanos() as u64
         }
     }
 
-    static SHARED: OnceLock<Shared> = OnceLock::new();
+    static PRECISE: OnceLock<Precise> = OnceLock::new();
 
-    fn shared() -> &'static Shared {
-        SHARED.get_or_init(|| {
+    /// Nanoseconds since the epoch (at least 1), refreshed every `COARSE_GRANULARITY` by the
+    /// refresher thread; 0 while no refresher runs, which tells readers to fall back to the
+    /// precise clock. Only the refresher (and the first `QuantaClock::new`) store; readers
+    /// load. Relaxed on both sides: the value is a standalone timestamp, it publishes no other
+    /// memory, and a reader only needs some recent value.
+    static RECENT: AtomicU64 = AtomicU64::new(0);
+
+    fn precise() -> &'static Precise {
+        PRECISE.get_or_init(|| {
             let clock = quanta::Clock::new();
             let anchor = clock.now();
-            let spawned = std::thread::Builder::new()
+            let started = std::thread::Builder::new()
                 .name("breakerbox-clock".into())
-                .spawn(|| {
-                    // `SHARED` is initialised before this closure can observe it: `get` blocks
-                    // until `get_or_init` finished, so wait for it.
-                    let shared = loop {
-                        if let Some(s) = SHARED.get() {
-                            break s;
-                        }
-                        std::thread::yield_now();
-                    };
-                    loop {
-                        let now = shared.precise();
-                        // Relaxed: see the field's comment.
-                        shared.recent.store(now, Ordering::Relaxed);
-                        std::thread::sleep(COARSE_GRANULARITY);
+                .spawn(|| loop {
+                    // `PRECISE` is initialised by the time this runs (`get_or_init` returned
+                    // before any `QuantaClock` was handed out); wait for it if not.
+                    if let Some(p) = PRECISE.get() {
+                        // Relaxed: see `RECENT`.
+                        RECENT.store(p.now().max(1), Ordering::Relaxed);
                     }
+                    std::thread::sleep(COARSE_GRANULARITY);
                 })
                 .is_ok();
-            Shared {
-                clock,
-                anchor,
-                recent: AtomicU64::new(0),
-                refreshed: spawned,
+            let p = Precise { clock, anchor };
+            if started {
+                // Meaningful from the first read, before the thread has run once.
+                // Relaxed: see `RECENT`.
+                let _ = RECENT.compare_exchange(
+                    0,
+                    p.now().max(1),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
             }
+            p
         })
     }
 
     /// The production clock: quanta's TSC-backed clock for precise reads and a
     /// process-wide coarse time, refreshed every [`COARSE_GRANULARITY`], for hot paths.
     ///
-    /// Creating one is cheap after the first (which calibrates quanta and starts the
-    /// refresher thread); all instances share one epoch.
+    /// A zero-sized handle: creating one is free after the first (which calibrates quanta
+    /// and starts the refresher thread); all instances share one epoch.
     #[derive(Clone, Copy)]
     pub struct QuantaClock {
-        shared: &'static Shared,
+        _private: (),
     }
 
     impl QuantaClock {
         /// Returns the process-wide quanta clock, starting the coarse-time thread on first use.
         pub fn new() -> Self {
-            let shared = shared();
-            if shared.refreshed && shared.recent.load(Ordering::Relaxed) == 0 {
-                // Make the first coarse read meaningful even before the thread has run once.
-                // Relaxed: a standalone timestamp; the thread overwrites it with later values.
-                let _ = shared.recent.compare_exchange(
-                    0,
-                    shared.precise().max(1),
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                );
-            }
-            QuantaClock { shared }
+            precise();
+            QuantaClock { _private: () }
         }
     }
 
@@ -139,7 +127,8 @@ mod quanta_clock {
     impl std::fmt::Debug for QuantaClock {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.debug_struct("QuantaClock")
-                .field("coarse", &self.shared.refreshed)
+                // Relaxed: see `RECENT`.
+                .field("coarse", &(RECENT.load(Ordering::Relaxed) != 0))
                 .finish()
         }
     }
@@ -147,16 +136,15 @@ mod quanta_clock {
     impl Clock for QuantaClock {
         #[inline]
         fn now_nanos(&self) -> u64 {
-            self.shared.precise()
+            precise().now()
         }
 
-        #[inline]
+        #[inline(always)]
         fn recent_nanos(&self) -> u64 {
-            if self.shared.refreshed {
-                // Relaxed: see `Shared::recent`.
-                self.shared.recent.load(Ordering::Relaxed)
-            } else {
-                self.shared.precise()
+            // Relaxed: see `RECENT`.
+            match RECENT.load(Ordering::Relaxed) {
+                0 => precise().now(),
+                t => t,
             }
         }
     }

@@ -3,11 +3,31 @@
 use crate::state::State;
 use std::time::Duration;
 
-/// A call was not admitted. Cheap to build: no allocation, no name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A call was not admitted. Cheap to build: no allocation, no name; 16 bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Rejected {
     pub(crate) state: State,
-    pub(crate) retry_after: Option<Duration>,
+    /// Microseconds until trial calls, or `u64::MAX` when unknown.
+    pub(crate) retry_us: u64,
+}
+
+impl Rejected {
+    #[inline(always)]
+    pub(crate) fn new(state: State, retry_us: Option<u64>) -> Self {
+        Rejected {
+            state,
+            retry_us: retry_us.unwrap_or(u64::MAX),
+        }
+    }
+}
+
+impl std::fmt::Debug for Rejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rejected")
+            .field("state", &self.state)
+            .field("retry_after", &self.retry_after())
+            .finish()
+    }
 }
 
 impl Rejected {
@@ -19,13 +39,13 @@ impl Rejected {
     /// How long until the breaker admits trial calls, when known (OPEN). `None` when the
     /// breaker is forced open or half-open with every permit taken.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        (self.retry_us != u64::MAX).then(|| Duration::from_micros(self.retry_us))
     }
 }
 
 impl std::fmt::Display for Rejected {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.state, self.retry_after) {
+        match (self.state, self.retry_after()) {
             (State::HalfOpen, _) => {
                 f.write_str("circuit breaker is half-open and every trial permit is taken")
             }

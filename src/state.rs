@@ -216,7 +216,7 @@ impl StateCell {
 
     /// One compare-and-swap from `current` to `new`. On failure returns the word found.
     #[inline]
-    #[cfg(not(feature = "planted-bug"))]
+    #[cfg(not(all(feature = "planted-bug", breakerbox_loom)))]
     pub(crate) fn cas(&self, current: Word, new: Word) -> Result<(), Word> {
         // AcqRel / Acquire: see the module doc.
         self.word
@@ -225,10 +225,11 @@ impl StateCell {
             .map_err(Word)
     }
 
-    /// TEST ONLY (feature `planted-bug`): a broken "CAS" that loads, compares and then stores,
-    /// so two threads can both succeed from the same word. The loom models must catch it.
+    /// TEST ONLY (feature `planted-bug`, and only in a loom build, so that `--all-features`
+    /// never ships it): a broken "CAS" that loads, compares and then stores, so two threads can
+    /// both succeed from the same word. The loom models must catch it.
     #[inline]
-    #[cfg(feature = "planted-bug")]
+    #[cfg(all(feature = "planted-bug", breakerbox_loom))]
     pub(crate) fn cas(&self, current: Word, new: Word) -> Result<(), Word> {
         let found = self.load();
         if found != current {
