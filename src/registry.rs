@@ -1,9 +1,10 @@
 //! A registry of named breakers: per-name configuration over a default, concurrent
 //! get-or-create, metrics of all.
 //!
-//! Lookups go through [`papaya`], a lock-free concurrent hash map: reading an existing breaker
-//! takes no lock. Hold on to the returned `Arc` where you can; a lookup per call costs a hash
-//! of the name.
+//! Lookups go through [`papaya`], a lock-free concurrent hash map (hashed with `foldhash`, a
+//! fast non-cryptographic hasher; names are chosen by the application, not by attackers):
+//! reading an existing breaker takes no lock. Hold on to the returned `Arc` where you can; a
+//! lookup per call costs a hash of the name and an `Arc` clone.
 
 use crate::breaker::{CircuitBreaker, DefaultClock};
 use crate::clock::Clock;
@@ -11,6 +12,8 @@ use crate::config::{Builder, Config, ConfigError};
 use crate::events::Listener;
 use crate::metrics::Metrics;
 use std::sync::Arc;
+
+type Hasher = foldhash::fast::RandomState;
 
 /// Named breakers sharing one clock and, unless overridden per name, one configuration.
 ///
@@ -30,8 +33,8 @@ use std::sync::Arc;
 /// ```
 pub struct Registry<C: Clock + Clone = DefaultClock> {
     default: Config,
-    overrides: papaya::HashMap<String, Config>,
-    breakers: papaya::HashMap<String, Arc<CircuitBreaker<C>>>,
+    overrides: papaya::HashMap<String, Config, Hasher>,
+    breakers: papaya::HashMap<String, Arc<CircuitBreaker<C>>, Hasher>,
     clock: C,
     listeners: arc_swap::ArcSwap<Vec<Listener>>,
 }
@@ -61,8 +64,8 @@ impl<C: Clock + Clone> Registry<C> {
         };
         Registry {
             default,
-            overrides: papaya::HashMap::new(),
-            breakers: papaya::HashMap::new(),
+            overrides: papaya::HashMap::with_hasher(Hasher::default()),
+            breakers: papaya::HashMap::with_hasher(Hasher::default()),
             clock,
             listeners: arc_swap::ArcSwap::from_pointee(Vec::new()),
         }
