@@ -174,7 +174,7 @@ impl<C: Clock> CircuitBreaker<C> {
         match w.kind() {
             State::Closed | State::Disabled | State::MetricsOnly => true,
             State::ForcedOpen => false,
-            State::Open => w.remaining_us(self.now_us()).is_none(),
+            State::Open => w.remaining_ms(self.now_ms()).is_none(),
             State::HalfOpen => w.inflight() < self.permits,
         }
     }
@@ -188,9 +188,14 @@ impl<C: Clock> CircuitBreaker<C> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn now_us(&self) -> u64 {
         self.clock.recent_nanos() / 1_000
+    }
+
+    #[inline(always)]
+    fn now_ms(&self) -> u64 {
+        self.clock.recent_nanos() / 1_000_000
     }
 
     #[inline(always)]
@@ -200,8 +205,8 @@ impl<C: Clock> CircuitBreaker<C> {
             return Ok(Ticket::new(w.gen(), Kind::Window, self.start_us()));
         }
         if w.is(State::Open) {
-            if let Some(left) = w.remaining_us(self.now_us()) {
-                return Err(self.reject(State::Open, Some(left)));
+            if let Some(left) = w.remaining_ms(self.now_ms()) {
+                return Err(self.reject(State::Open, Some(left * 1_000)));
             }
         }
         self.acquire_contended(w)
@@ -218,8 +223,8 @@ impl<C: Clock> CircuitBreaker<C> {
                 State::Disabled => return Ok(Ticket::new(w.gen(), Kind::Pass, 0)),
                 State::ForcedOpen => return Err(self.reject(State::ForcedOpen, None)),
                 State::Open => {
-                    if let Some(left) = w.remaining_us(self.now_us()) {
-                        return Err(self.reject(State::Open, Some(left)));
+                    if let Some(left) = w.remaining_ms(self.now_ms()) {
+                        return Err(self.reject(State::Open, Some(left * 1_000)));
                     }
                     // The wait is over: move to HALF-OPEN holding the first trial permit, in
                     // one CAS, so the caller that opens the door is the first one through.
@@ -353,10 +358,9 @@ impl<C: Clock> CircuitBreaker<C> {
         let mut streak = 0;
         if let Some(s) = &self.streak {
             if failed {
-                match s.fail(tag) {
-                    Some(n) => streak = n,
-                    None => return false,
-                }
+                // `None`: the streak already belongs to a newer generation. The window counted
+                // this outcome, so it stays counted; it just cannot extend that streak.
+                streak = s.fail(tag).unwrap_or(0);
             } else {
                 s.succeed(tag);
             }
@@ -390,7 +394,7 @@ impl<C: Clock> CircuitBreaker<C> {
             return;
         }
         let (n, wait) = self.next_open_wait();
-        let next = w.next(State::Open, Word::open_payload(self.now_us(), wait));
+        let next = w.next(State::Open, Word::open_payload(self.now_ms(), wait));
         if self.state.cas(w, next).is_ok() {
             // Relaxed: see `next_open_wait`.
             self.opens_in_row.store(n, Ordering::Relaxed);
@@ -406,14 +410,14 @@ impl<C: Clock> CircuitBreaker<C> {
         } else {
             (0, Duration::ZERO)
         };
-        let now_us = if bad { self.now_us() } else { 0 };
+        let now_ms = if bad { self.now_ms() } else { 0 };
         let needed = self.successes_needed;
         let res = self.state.update(|w| {
             if !(w.is(State::HalfOpen) && w.gen() == t.gen()) {
                 return None;
             }
             Some(if bad {
-                w.next(State::Open, Word::open_payload(now_us, wait))
+                w.next(State::Open, Word::open_payload(now_ms, wait))
             } else if w.trial_successes() + 1 >= needed {
                 w.next(State::Closed, 0)
             } else {
@@ -692,7 +696,7 @@ impl<C: Clock> CircuitBreaker<C> {
                 0
             },
             retry_after: if w.is(State::Open) {
-                w.remaining_us(now / 1_000).map(Duration::from_micros)
+                w.remaining_ms(now / 1_000_000).map(Duration::from_millis)
             } else {
                 None
             },

@@ -7,7 +7,7 @@
 //! +--------------------------------------+-----------------------+-------+
 //!
 //! payload, by kind:
-//!   OPEN       deadline of the open wait, in microseconds of the clock, modulo 2^40
+//!   OPEN       deadline of the open wait, in milliseconds of the clock, modulo 2^40
 //!   HALF_OPEN  bits 0..20: trial calls in flight; bits 20..40: trial successes so far
 //!   others     zero
 //! ```
@@ -22,8 +22,10 @@
 //! 3. In HALF_OPEN the in-flight count never exceeds the configured permit cap: it is only
 //!    incremented by a CAS that checked the cap on the very value it replaces, and only
 //!    decremented by the holder of a ticket of the same generation (once per ticket).
-//! 4. Deadlines compare with wrapping arithmetic on 40 bits of microseconds (12.7 days), so
-//!    open waits are capped at [`MAX_OPEN_WAIT`] (half that range is far above it).
+//! 4. Deadlines are milliseconds modulo 2^40 (34.8 years) and compare with wrapping arithmetic:
+//!    a deadline counts as pending only while it is at most [`MAX_OPEN_WAIT`] ahead, so a
+//!    breaker left OPEN and idle for any time short of 34 years reads as expired. Open waits are
+//!    rounded up to whole milliseconds (the coarse clock's granularity anyway).
 //!
 //! # Orderings
 //! Successful CASes are `AcqRel` and loads `Acquire`: a transition's winner publishes what it
@@ -49,8 +51,9 @@ const HALF_FIELD_MASK: u64 = (1 << HALF_FIELD_BITS) - 1;
 /// Largest half-open permit cap and success count the word can hold (2^20 - 1).
 pub const MAX_HALF_OPEN: u32 = HALF_FIELD_MASK as u32;
 
-/// Longest open wait the word can express (one day).
+/// Longest open wait (one day).
 pub const MAX_OPEN_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
+const MAX_OPEN_WAIT_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// The state of a circuit breaker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -148,19 +151,19 @@ impl Word {
         Word::new(kind, self.gen().wrapping_add(1), payload)
     }
 
-    /// OPEN: the deadline, in clock microseconds modulo 2^40.
+    /// OPEN: the deadline, in clock milliseconds modulo 2^40.
     #[inline]
-    pub(crate) fn deadline_us(self) -> u64 {
+    pub(crate) fn deadline_ms(self) -> u64 {
         self.payload()
     }
 
-    /// OPEN: microseconds left until the deadline, or `None` if it has passed.
-    #[inline]
-    pub(crate) fn remaining_us(self, now_us: u64) -> Option<u64> {
-        let left = self.deadline_us().wrapping_sub(now_us) & PAYLOAD_MASK;
-        // Wrapping comparison: a "remaining" time in the upper half of the range means the
-        // deadline is behind us.
-        (left != 0 && left < (1 << (PAYLOAD_BITS - 1))).then_some(left)
+    /// OPEN: milliseconds left until the deadline, or `None` if it has passed.
+    #[inline(always)]
+    pub(crate) fn remaining_ms(self, now_ms: u64) -> Option<u64> {
+        let left = self.deadline_ms().wrapping_sub(now_ms) & PAYLOAD_MASK;
+        // A legitimate deadline is never more than MAX_OPEN_WAIT ahead: anything else is a
+        // deadline behind us, seen through the wrap.
+        (left != 0 && left <= MAX_OPEN_WAIT_MS).then_some(left)
     }
 
     /// HALF_OPEN: trial calls in flight.
@@ -181,11 +184,15 @@ impl Word {
             | ((successes as u64 & HALF_FIELD_MASK) << HALF_FIELD_BITS)
     }
 
-    /// The OPEN payload for a wait starting at `now_us`.
+    /// The OPEN payload for a wait starting at `now_ms`; the wait is rounded up to whole
+    /// milliseconds.
     #[inline]
-    pub(crate) fn open_payload(now_us: u64, wait: Duration) -> u64 {
-        let wait_us = wait.as_micros().min(MAX_OPEN_WAIT.as_micros()) as u64;
-        now_us.wrapping_add(wait_us) & PAYLOAD_MASK
+    pub(crate) fn open_payload(now_ms: u64, wait: Duration) -> u64 {
+        let wait_ms = wait
+            .as_nanos()
+            .div_ceil(1_000_000)
+            .min(MAX_OPEN_WAIT_MS as u128) as u64;
+        now_ms.wrapping_add(wait_ms) & PAYLOAD_MASK
     }
 }
 
@@ -272,7 +279,7 @@ mod tests {
             assert_eq!(w.kind(), kind);
             assert!(w.is(kind));
             assert_eq!(w.gen(), 12345);
-            assert_eq!(w.deadline_us(), 0xAB_CDEF_0123);
+            assert_eq!(w.deadline_ms(), 0xAB_CDEF_0123);
         }
         let w = Word::new(State::HalfOpen, 7, Word::half_open_payload(3, 99));
         assert_eq!((w.inflight(), w.trial_successes()), (3, 99));
@@ -284,7 +291,7 @@ mod tests {
         let n = w.next(State::Open, 42);
         assert_eq!(n.gen(), 0);
         assert_eq!(n.kind(), State::Open);
-        assert_eq!(n.deadline_us(), 42);
+        assert_eq!(n.deadline_ms(), 42);
     }
 
     #[test]
@@ -293,13 +300,32 @@ mod tests {
         let w = Word::new(
             State::Open,
             1,
-            Word::open_payload(near_end, Duration::from_micros(20)),
+            Word::open_payload(near_end, Duration::from_millis(20)),
         );
-        assert_eq!(w.remaining_us(near_end), Some(20));
-        assert_eq!(w.remaining_us(near_end + 19), Some(1));
-        assert_eq!(w.remaining_us(near_end + 20), None);
-        assert_eq!(w.remaining_us(near_end + 1_000_000), None);
+        assert_eq!(w.remaining_ms(near_end), Some(20));
+        assert_eq!(w.remaining_ms(near_end + 19), Some(1));
+        assert_eq!(w.remaining_ms(near_end + 20), None);
+        assert_eq!(w.remaining_ms(near_end + 1_000_000), None);
         let z = Word::new(State::Open, 1, Word::open_payload(5, Duration::ZERO));
-        assert_eq!(z.remaining_us(5), None);
+        assert_eq!(z.remaining_ms(5), None);
+        // Sub-millisecond waits round up.
+        let u = Word::new(
+            State::Open,
+            1,
+            Word::open_payload(5, Duration::from_micros(10)),
+        );
+        assert_eq!(u.remaining_ms(5), Some(1));
+    }
+
+    #[test]
+    fn an_idle_open_breaker_never_reads_as_pending_again() {
+        let w = Word::new(State::Open, 1, Word::open_payload(0, MAX_OPEN_WAIT));
+        for idle_days in [2u64, 7, 13, 100, 365 * 30] {
+            assert_eq!(
+                w.remaining_ms(idle_days * 86_400_000),
+                None,
+                "{idle_days} days"
+            );
+        }
     }
 }

@@ -256,6 +256,16 @@ impl CountWindow {
         self.write_slot(&self.slots[pos as usize], tag, bits, h, want_counts)
     }
 
+    /// A record that claimed a position in `head` and then found a newer tag in its slot or in
+    /// `counts` is late: take its claim back out of the lifetime total, so that it is counted
+    /// as late only (not also as a call).
+    #[cold]
+    fn unclaim(&self) {
+        // AcqRel: a lifetime total, read only for metrics. Wrapping: `retired` may dip below
+        // the calls still counted in `head`; their sum stays exact.
+        self.retired.fetch_sub(1, Ordering::AcqRel);
+    }
+
     /// Swaps `bits` into `slot` (claimed under `tag`; `h` is a head word for the window's
     /// call count) and applies the difference to `counts`.
     #[inline]
@@ -275,6 +285,7 @@ impl CountWindow {
             }
             let t = (cur >> 16) as u16;
             if t != tag && newer(t, tag) {
+                self.unclaim();
                 return Recorded::Late;
             }
             let old = if t == tag { cur & 0xFFFF } else { 0 };
@@ -291,7 +302,10 @@ impl CountWindow {
         }
         match self.adjust_counts(tag, d_fail, d_slow, false) {
             Some(c) => Recorded::Counted(want_counts.then(|| self.decode(h, c, tag))),
-            None => Recorded::Late,
+            None => {
+                self.unclaim();
+                Recorded::Late
+            }
         }
     }
 
@@ -318,7 +332,9 @@ impl CountWindow {
 
     pub(crate) fn lifetime_calls(&self) -> u64 {
         let h = self.head.load(Ordering::Acquire);
-        self.retired.load(Ordering::Acquire) + self.seq(h)
+        self.retired
+            .load(Ordering::Acquire)
+            .wrapping_add(self.seq(h))
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
