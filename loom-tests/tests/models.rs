@@ -503,29 +503,16 @@ fn force_open_racing_half_open_trial_ends_forced_open() {
     });
 }
 
-// ----- known core bug (ignored so CI stays green; described here) ------
+// ----- each outcome counted or late, exactly once ---------------------------------------------
 //
-// An outcome racing a transition out of its generation can be counted as a call AND reported
-// late. `CountWindow::record` (src/window/count.rs) first claims a position in `head` with
-// `advance_head(tag, true, false)`; if the transition's `seal`/`reset` then moves `counts` to
-// the new tag before the recorder's `adjust_counts(tag, ..)`, that returns `None` and `record`
-// returns `Recorded::Late` without giving the claimed position back. The breaker bumps `late`,
-// but the claim stays in `head`'s sequence (or in `retired`), so `lifetime_calls()` and hence
-// `Metrics::calls` include it, and `Metrics::successes = calls - failures` turns a late
-// failure into a phantom success. With a seal (CLOSED -> OPEN) the sealed window also shows
-// the call without its failure (window_calls 2, window_failures 1 after two failures). The same
-// happens when `record_window` (src/breaker.rs) gets `None` from `Streak::fail` after the window
-// counted the outcome.
-//
-// Interleaving (consecutive_failures(1), two CLOSED permits A and B, both report failure):
-//   B: record -> advance_head claims seq 2 (tag 0)
-//   A: record -> counted; streak 1 -> trip: CAS CLOSED(0) -> OPEN(1), seal(tag 1)
-//   B: slot CAS ok; adjust_counts(tag 0, +1) finds counts tagged 1 -> None -> Late
-// Result: calls 2, failures 1, successes 1, late 1 (no call succeeded; 3 = 2 outcomes + 1).
+// Found by these models and fixed in the core (2a561dc): a record that claimed a position in
+// the count window's `head` and then found a newer tag in its slot or in `counts` was reported
+// late but left its claim in the lifetime total, so `Metrics::calls` counted it too and
+// `successes = calls - failures` turned a late failure into a phantom success.
 
-/// Each outcome is counted or late, exactly once; failures never turn into successes.
+/// Two failures at the threshold (consecutive_failures(1)): the second may race the trip and
+/// turn late. Each outcome is counted or late, exactly once; no failure becomes a success.
 #[test]
-#[ignore = "known core bug: an outcome racing a seal is both counted and late (see above)"]
 fn outcome_racing_a_trip_is_counted_or_late_exactly_once() {
     model(|| {
         let clock = ManualClock::new();
@@ -544,16 +531,11 @@ fn outcome_racing_a_trip_is_counted_or_late_exactly_once() {
         let m = b.metrics();
         assert_eq!(m.calls + m.late, 2, "an outcome was counted twice: {m:?}");
         assert_eq!(m.successes, 0, "no call succeeded: {m:?}");
-        assert_eq!(
-            m.window_failures, m.window_calls,
-            "every call failed: {m:?}"
-        );
     });
 }
 
 /// The same with a reset racing one old-generation failure.
 #[test]
-#[ignore = "known core bug: an outcome racing a reset is both counted and late (see above)"]
 fn outcome_racing_a_reset_is_counted_or_late_exactly_once() {
     model(|| {
         let clock = ManualClock::new();
@@ -573,5 +555,50 @@ fn outcome_racing_a_reset_is_counted_or_late_exactly_once() {
         let m = b.metrics();
         assert_eq!(m.calls + m.late, 1, "an outcome was counted twice: {m:?}");
         assert_eq!(m.successes, 0, "no call succeeded: {m:?}");
+    });
+}
+
+// ----- known core bug (ignored so CI stays green) ----------------------------------------------
+//
+// The sealed window of an OPEN breaker shows a late outcome as a call. `CountWindow::seal`
+// (src/window/count.rs, `seal` -> `advance_head(tag, false, true)`) keeps `head`'s sequence so
+// metrics still show the closed generation's counts; a recorder that claimed its position
+// before the seal and then turns late (`write_slot` -> `adjust_counts` returns `None` ->
+// `unclaim`) takes its claim out of `retired` only, not out of the kept sequence. `metrics()`
+// then reports that call in `window_calls` without its failure.
+//
+// Interleaving (consecutive_failures(1), count window 2, permits A and B, both report failure):
+//   B: record -> advance_head claims seq 2 (tag 0)
+//   A: record -> slot, counts (failures 1); streak 1 -> trip CLOSED(0) -> OPEN(1) -> seal(tag 1):
+//      head (tag 1, seq 2), counts (tag 1, failures 1)
+//   B: slot CAS ok; adjust_counts(tag 0) finds counts tagged 1 -> None -> unclaim -> Late
+// Result: OPEN with window_calls 2, window_failures 1 (failure_rate 0.5), late 1. Sequentially
+// the sealed window shows 1 call, 1 failure (B is late) or 2 calls, 2 failures (B first).
+
+/// While OPEN the metrics show the sealed window: only outcomes that were counted.
+#[test]
+#[ignore = "known core bug: a late outcome still shows as a call in the sealed window (see above)"]
+fn sealed_window_shows_only_counted_outcomes() {
+    model(|| {
+        let clock = ManualClock::new();
+        let b = Arc::new(breaker(&clock, 1, 1));
+        let permits = [
+            b.try_acquire_owned().unwrap(),
+            b.try_acquire_owned().unwrap(),
+        ];
+        let handles: Vec<_> = permits
+            .into_iter()
+            .map(|p| thread::spawn(move || p.failure()))
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let m = b.metrics();
+        assert_eq!(m.state, State::Open);
+        assert_eq!(
+            (m.window_calls, m.window_failures),
+            (m.calls, m.failures),
+            "the sealed window differs from the outcomes counted (every call failed): {m:?}"
+        );
     });
 }
