@@ -231,6 +231,10 @@ fn half_open_cap(permits: u32, success_from: usize) {
                         "{now} trial calls admitted at once with a cap of {permits}"
                     );
                     admitted.fetch_add(1, Ordering::SeqCst);
+                    // Counted out while still holding the permit: the counted span lies inside
+                    // the time the slot is held, so a count above the cap means more permits
+                    // were held at once (counting out after the release could overlap with the
+                    // next holder's span and fail a correct breaker).
                     holding.fetch_sub(1, Ordering::SeqCst);
                     if i >= success_from {
                         p.success();
