@@ -56,7 +56,10 @@ mod quanta_clock {
 
     impl Precise {
         fn now(&self) -> u64 {
-            self.clock.now().saturating_duration_since(self.anchor).as_nanos() as u64
+            self.clock
+                .now()
+                .saturating_duration_since(self.anchor)
+                .as_nanos() as u64
         }
     }
 
