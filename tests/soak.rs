@@ -1069,7 +1069,7 @@ async fn flapping_upstream_under_concurrent_load() {
     std::fs::create_dir_all(&dir).expect("create the plot's directory");
     let _ = std::fs::write(dir.join("figures.md"), &report);
     let path = dir.join("timeline.svg");
-    let slots = load.slots.lock().unwrap();
+    let slots = std::mem::take(&mut *load.slots.lock().unwrap());
     let used = ((wall.as_secs_f64() / INTERVAL.as_secs_f64()).ceil() as usize).min(slots.len());
     plot(
         &path,
@@ -1173,7 +1173,8 @@ fn plot(
             ("sans-serif", 13).into_font(),
         )))?;
     }
-    let series: [(&str, RGBColor, fn(&Slot) -> u64); 4] = [
+    type Series = (&'static str, RGBColor, fn(&Slot) -> u64);
+    let series: [Series; 4] = [
         ("all", BLACK, |s| s.ok + s.errors + s.rejected),
         ("success", GREEN, |s| s.ok),
         ("upstream error", RED, |s| s.errors),
