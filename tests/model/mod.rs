@@ -49,28 +49,30 @@ pub struct Setup {
 
 impl Setup {
     pub fn config(&self) -> Config {
-        let mut c = Config::default();
-        c.failure_rate_threshold = self.failure_rate;
-        c.slow_call_rate_threshold = self.slow_rate;
-        c.slow_call_duration = Duration::from_millis(self.slow_ms);
-        c.consecutive_failures = self.consecutive;
-        c.minimum_calls = self.minimum_calls;
-        c.window = match self.window {
-            WindowSetup::Count(n) => WindowConfig::Count { size: n },
-            WindowSetup::Time { buckets, bucket_ms } => WindowConfig::Time {
-                duration: Duration::from_millis(bucket_ms * buckets as u64),
-                buckets,
+        Config {
+            failure_rate_threshold: self.failure_rate,
+            slow_call_rate_threshold: self.slow_rate,
+            slow_call_duration: Duration::from_millis(self.slow_ms),
+            consecutive_failures: self.consecutive,
+            minimum_calls: self.minimum_calls,
+            window: match self.window {
+                WindowSetup::Count(n) => WindowConfig::Count { size: n },
+                WindowSetup::Time { buckets, bucket_ms } => WindowConfig::Time {
+                    duration: Duration::from_millis(bucket_ms * buckets as u64),
+                    buckets,
+                },
             },
-        };
-        c.open_wait = match self.wait {
-            WaitSetup::Fixed(ms) => OpenWait::fixed(Duration::from_millis(ms)),
-            WaitSetup::Exp { initial, max } => {
-                OpenWait::exponential(Duration::from_millis(initial), Duration::from_millis(max))
-            }
-        };
-        c.half_open_permits = self.permits;
-        c.half_open_successes = self.successes;
-        c
+            open_wait: match self.wait {
+                WaitSetup::Fixed(ms) => OpenWait::fixed(Duration::from_millis(ms)),
+                WaitSetup::Exp { initial, max } => OpenWait::exponential(
+                    Duration::from_millis(initial),
+                    Duration::from_millis(max),
+                ),
+            },
+            half_open_permits: self.permits,
+            half_open_successes: self.successes,
+            ..Config::default()
+        }
     }
 
     /// Makes a decoded setup valid (every rule the builder enforces).
