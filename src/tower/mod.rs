@@ -74,7 +74,7 @@ pub use error::{BreakerError, CircuitOpen};
 pub use future::ResponseFuture;
 pub use layer::CircuitBreakerLayer;
 pub use select::{ByHost, ByPath, KeyFn, Keyed, SelectBreaker};
-pub use service::CircuitBreakerService;
+pub use service::{Admission, CircuitBreakerService};
 
 /// The response header carrying the breaker state when
 /// [`CircuitBreakerLayer::state_header`] is on.

@@ -83,7 +83,7 @@ where
         self.inner.poll_ready(cx).map_err(BreakerError::Inner)
     }
 
-    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
         match self.select.acquire(&req) {
             Err(mut open) => {
                 open.state_header = self.opts.state_header;
@@ -91,6 +91,10 @@ where
             }
             Ok(permit) => {
                 let timeout = self.opts.timeout.or(permit.breaker().config().call_timeout);
+                req.extensions_mut().insert(Admission {
+                    trial: permit.is_trial(),
+                    generation: permit.generation(),
+                });
                 let fut = self.inner.call(req);
                 ResponseFuture::running(
                     fut,
@@ -102,4 +106,23 @@ where
             }
         }
     }
+}
+
+/// Inserted into the extensions of every request the layer admits, so that the inner service
+/// (a handler, a proxy, a test upstream) can tell a half-open trial from an ordinary call.
+///
+/// ```
+/// # use breakerbox::tower::Admission;
+/// # fn handler(req: http::Request<()>) {
+/// if let Some(a) = req.extensions().get::<Admission>() {
+///     if a.trial { /* a half-open trial call */ }
+/// }
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Admission {
+    /// Whether the call is a half-open trial.
+    pub trial: bool,
+    /// The breaker generation that admitted it.
+    pub generation: u32,
 }

@@ -351,3 +351,55 @@ async fn rejections_become_503_with_retry_after() {
     let res = BreakerError::<Infallible>::Timeout(Duration::from_secs(1)).into_response();
     assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT);
 }
+
+#[tokio::test]
+async fn admitted_requests_carry_their_admission() {
+    use crate::tower::{Admission, CircuitBreakerLayer};
+    use crate::{CircuitBreaker, ManualClock};
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tower::{Layer, ServiceExt};
+
+    let clock = ManualClock::new();
+    let breaker = Arc::new(
+        CircuitBreaker::builder()
+            .consecutive_failures(1)
+            .open_wait(Duration::from_secs(1))
+            .clock(clock.clone())
+            .build()
+            .unwrap(),
+    );
+    let svc = CircuitBreakerLayer::new(breaker.clone()).layer(tower::service_fn(
+        |req: http::Request<()>| async move {
+            let a = *req.extensions().get::<Admission>().expect("admission");
+            Ok::<_, std::convert::Infallible>(http::Response::new(a))
+        },
+    ));
+    let a = svc
+        .clone()
+        .oneshot(http::Request::new(()))
+        .await
+        .unwrap()
+        .into_body();
+    assert_eq!(
+        a,
+        Admission {
+            trial: false,
+            generation: 0
+        }
+    );
+    breaker.try_acquire().unwrap().failure();
+    clock.advance(Duration::from_secs(1));
+    let a = svc
+        .oneshot(http::Request::new(()))
+        .await
+        .unwrap()
+        .into_body();
+    assert_eq!(
+        a,
+        Admission {
+            trial: true,
+            generation: 2
+        }
+    );
+}
