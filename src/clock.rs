@@ -22,7 +22,7 @@
 //! are honoured to within about one millisecond. Configure slow-call thresholds well above that.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A monotonic time source, in nanoseconds since an arbitrary fixed epoch.
@@ -47,6 +47,7 @@ pub const COARSE_GRANULARITY: Duration = Duration::from_millis(1);
 #[cfg(not(breakerbox_loom))]
 mod quanta_clock {
     use super::*;
+    use std::sync::OnceLock;
 
     /// The precise clock and its epoch.
     struct Precise {
