@@ -271,15 +271,23 @@ impl<C: Clock> CircuitBreaker<C> {
 
     /// Records the outcome of an admitted call. Called by permits (also on drop).
     ///
-    /// The common case, a success in CLOSED with a count window and no clock needed, is
-    /// handled inline by [`CountWindow::record_success_fast`]; everything else, including that
-    /// case whenever the fast path declines it, goes through [`complete_general`](Self::complete_general).
+    /// The common case, a success in CLOSED with the slow-call rule off, is handled inline (for
+    /// a count window by [`CountWindow::record_success_fast`]); everything else, including that
+    /// case whenever the fast path declines it, goes through
+    /// [`complete_general`](Self::complete_general).
     #[inline(always)]
     pub(crate) fn complete(&self, t: Ticket, outcome: Outcome) {
-        if outcome == Outcome::Success && t.kind() == Kind::Window && !self.record_needs_clock {
-            if let Window::Count(w) = &self.window {
-                let tag = tag_of(t.gen());
-                if let Some(r) = w.record_success_fast(tag, self.probe) {
+        if outcome == Outcome::Success && t.kind() == Kind::Window && self.slow_us == 0 {
+            let tag = tag_of(t.gen());
+            match &self.window {
+                Window::Count(w) => {
+                    if let Some(r) = w.record_success_fast(tag, self.probe) {
+                        return self.after_fast_success(tag, r);
+                    }
+                }
+                // A success never needs the time window's counts (it cannot raise a rate).
+                Window::Time(w) => {
+                    let r = w.record(tag, 0, self.clock.recent_nanos(), false);
                     return self.after_fast_success(tag, r);
                 }
             }

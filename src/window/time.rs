@@ -130,7 +130,7 @@ impl TimeWindow {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record(&self, tag: u16, bits: u32, now_ns: u64, want_counts: bool) -> Recorded {
         if !self.enter(tag, true) {
             return Recorded::Late;
