@@ -45,7 +45,7 @@ fn setup() -> impl Strategy<Value = Setup> {
                 permits,
                 successes,
             )| {
-                let mut s = Setup {
+                Setup {
                     failure_rate,
                     slow_rate,
                     slow_ms,
@@ -55,14 +55,8 @@ fn setup() -> impl Strategy<Value = Setup> {
                     wait,
                     permits,
                     successes,
-                };
-                if s.failure_rate.is_none() && s.slow_rate.is_none() && s.consecutive.is_none() {
-                    s.consecutive = Some(2);
                 }
-                if let WindowSetup::Count(n) = s.window {
-                    s.minimum_calls = s.minimum_calls.min(n);
-                }
-                s
+                .normalise()
             },
         )
 }

@@ -75,8 +75,8 @@ impl Setup {
         }
     }
 
-    /// Makes a decoded setup valid (every rule the builder enforces).
-    fn normalise(mut self) -> Setup {
+    /// Makes a generated setup valid (every rule the builder enforces).
+    pub fn normalise(mut self) -> Setup {
         if self.failure_rate.is_none() && self.slow_rate.is_none() && self.consecutive.is_none() {
             self.consecutive = Some(3);
         }
