@@ -365,7 +365,8 @@ fn half_open_success_racing_failure_with_two_successes_needed_reopens() {
 /// A reset races two recorders admitted in the old generation (one failure, one success) and
 /// one recorder admitted after the reset. No old-generation outcome shows up in the new window,
 /// whose counts are exactly the new generation's outcome and stay within `[0, window_calls]`.
-/// (That each old outcome is counted *or* late, exactly once, is the known bug below.)
+/// (That each old outcome is counted *or* late, exactly once, is checked by
+/// `outcome_racing_a_reset_is_counted_or_late_exactly_once` below.)
 #[test]
 fn reset_racing_recorders_keeps_old_generation_out_of_the_new_window() {
     model(|| {
