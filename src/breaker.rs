@@ -5,7 +5,6 @@
 //! sync `call`, the async `call_async`, permits and the tower layer all use the same two
 //! functions, `acquire_ticket` and `complete`; no state-machine logic is written twice.
 
-use crate::backoff::OpenWait;
 use crate::clock::Clock;
 use crate::config::{Builder, Config, WindowConfig};
 use crate::error::{CallError, Rejected};
@@ -297,20 +296,33 @@ impl<C: Clock> CircuitBreaker<C> {
 
     #[inline(always)]
     fn after_fast_success(&self, tag: u16, r: Recorded) {
-        if r == Recorded::Late {
+        let counted = r != Recorded::Late;
+        if counted {
+            if let Some(s) = &self.streak {
+                s.succeed(tag);
+            }
+        }
+        self.settle(Outcome::Success, counted, false);
+    }
+
+    /// The bookkeeping every recorded outcome ends with: the late counter, or the failure and
+    /// slow counters; then the event.
+    #[inline(always)]
+    fn settle(&self, outcome: Outcome, counted: bool, slow: bool) {
+        if !counted {
             bump(&self.totals.late);
-            self.listeners.emit(&self.name, || EventKind::Late {
-                outcome: Outcome::Success,
-            });
+            self.listeners
+                .emit(&self.name, || EventKind::Late { outcome });
             return;
         }
-        if let Some(s) = &self.streak {
-            s.succeed(tag);
+        if outcome == Outcome::Failure {
+            bump(&self.totals.failures);
         }
-        self.listeners.emit(&self.name, || EventKind::Recorded {
-            outcome: Outcome::Success,
-            slow: false,
-        });
+        if slow {
+            bump(&self.totals.slow);
+        }
+        self.listeners
+            .emit(&self.name, || EventKind::Recorded { outcome, slow });
     }
 
     #[inline(never)]
@@ -338,20 +350,7 @@ impl<C: Clock> CircuitBreaker<C> {
                 current
             }
         };
-        if !counted {
-            bump(&self.totals.late);
-            self.listeners
-                .emit(&self.name, || EventKind::Late { outcome });
-            return;
-        }
-        if failed {
-            bump(&self.totals.failures);
-        }
-        if slow {
-            bump(&self.totals.slow);
-        }
-        self.listeners
-            .emit(&self.name, || EventKind::Recorded { outcome, slow });
+        self.settle(outcome, counted, slow);
     }
 
     #[inline]
@@ -775,5 +774,4 @@ fn default_classify<T, E>(r: &Result<T, E>) -> Outcome {
 fn _assert_send_sync() {
     fn is<T: Send + Sync>() {}
     is::<CircuitBreaker<crate::ManualClock>>();
-    let _ = OpenWait::default();
 }
