@@ -12,9 +12,9 @@ use crate::events::{EventKind, Listener, Listeners, Outcome, Transition, Transit
 use crate::metrics::{bump, new_totals, read, Metrics, Totals};
 use crate::permit::{Kind, OwnedPermit, Permit, Ticket, START_MASK};
 use crate::policy::TripRules;
-use crate::state::{tag_of, State, StateCell, Word};
-use crate::sync::{atomic_u32, atomic_u64, AtomicU32, AtomicU64, Ordering};
-use crate::window::{CountWindow, Recorded, Streak, TimeWindow, Window, FAILED, SLOW};
+use crate::state::{State, StateCell, Word};
+use crate::sync::{atomic_u64, AtomicU64, Ordering};
+use crate::window::{CountWindow, Recorded, Streak, Tag, TimeWindow, Window, FAILED, SLOW};
 use crossbeam_utils::CachePadded;
 use std::future::Future;
 use std::sync::Arc;
@@ -61,8 +61,17 @@ pub struct CircuitBreaker<C: Clock = DefaultClock> {
     /// `state`.
     rejected: CachePadded<AtomicU64>,
     totals: CachePadded<Totals>,
-    /// Openings since the breaker last closed (drives the backoff).
-    opens_in_row: AtomicU32,
+    /// `[generation:21][ms:43]`: when the current HALF-OPEN generation was first seen (by the
+    /// caller that opened it, or the first rejected caller to find no stamp for it).
+    half_open_since: AtomicU64,
+    /// The highest `calls` and `successes` any metrics snapshot has reported, so that the
+    /// exported counters never go backwards.
+    reported: [AtomicU64; 2],
+    /// The longest open wait this configuration can set, in ms (the state word's deadline
+    /// horizon, see `state`).
+    open_cap_ms: u64,
+    /// The longest a HALF-OPEN generation may stay full before the next caller re-opens.
+    max_half_open_ms: u64,
     rules: TripRules,
     /// Slow-call threshold in µs (at least 1); 0 when the slow-call rule is off.
     slow_us: u64,
@@ -89,15 +98,21 @@ impl CircuitBreaker<DefaultClock> {
 impl<C: Clock> CircuitBreaker<C> {
     pub(crate) fn from_parts(config: Config, clock: C, name: Option<String>) -> Self {
         let gen = 0;
-        let tag = tag_of(gen);
+        let tag = Tag::of(gen);
+        let rules = config.trip_rules();
+        let probe = if rules.failure_rate.is_some() || rules.slow_rate.is_some() {
+            rules.minimum_calls
+        } else {
+            0
+        };
         let window = match config.window {
             WindowConfig::Count { size } => Window::Count(CountWindow::new(size, tag)),
             WindowConfig::Time { duration, buckets } => {
                 let width = (duration / buckets.max(1)).as_nanos() as u64;
-                Window::Time(TimeWindow::new(width, buckets, tag))
+                Window::Time(TimeWindow::new(width, buckets, tag, probe))
             }
         };
-        let rules = config.trip_rules();
+        let ms_ceil = |d: Duration| d.as_nanos().div_ceil(1_000_000).min(u64::MAX as u128) as u64;
         let slow_us = match config.slow_call_rate_threshold {
             Some(_) => (config
                 .slow_call_duration
@@ -108,17 +123,16 @@ impl<C: Clock> CircuitBreaker<C> {
         };
         CircuitBreaker {
             state: StateCell::new(Word::new(State::Closed, gen, 0)),
-            probe: if rules.failure_rate.is_some() || rules.slow_rate.is_some() {
-                rules.minimum_calls
-            } else {
-                0
-            },
+            probe,
             record_needs_clock: slow_us != 0 || matches!(window, Window::Time(_)),
             window,
-            streak: config.consecutive_failures.map(|_| Streak::new()),
+            streak: config.consecutive_failures.map(|_| Streak::new(tag)),
             rejected: CachePadded::new(atomic_u64(0)),
             totals: new_totals(),
-            opens_in_row: atomic_u32(0),
+            half_open_since: atomic_u64(0),
+            reported: [atomic_u64(0), atomic_u64(0)],
+            open_cap_ms: ms_ceil(config.open_wait.base_wait(crate::state::MAX_STEP)),
+            max_half_open_ms: ms_ceil(config.max_half_open_wait).max(1),
             rules,
             slow_us,
             permits: config.half_open_permits,
@@ -173,8 +187,8 @@ impl<C: Clock> CircuitBreaker<C> {
         match w.kind() {
             State::Closed | State::Disabled | State::MetricsOnly => true,
             State::ForcedOpen => false,
-            State::Open => w.remaining_ms(self.now_ms()).is_none(),
-            State::HalfOpen => w.inflight() < self.permits,
+            State::Open => w.remaining_ms(self.now_ms(), self.open_cap_ms).is_none(),
+            State::HalfOpen => w.inflight() < self.permits || self.half_open_expired(w),
         }
     }
 
@@ -204,7 +218,7 @@ impl<C: Clock> CircuitBreaker<C> {
             return Ok(Ticket::new(w.gen(), Kind::Window, self.start_us()));
         }
         if w.is(State::Open) {
-            if let Some(left) = w.remaining_ms(self.now_ms()) {
+            if let Some(left) = w.remaining_ms(self.now_ms(), self.open_cap_ms) {
                 return Err(self.reject(State::Open, Some(left * 1_000)));
             }
         }
@@ -212,47 +226,97 @@ impl<C: Clock> CircuitBreaker<C> {
     }
 
     /// Every case but CLOSED and a still-waiting OPEN: the CAS loop over the state word.
+    ///
+    /// The trial ticket is built from the word the CAS installed before any listener runs,
+    /// and listeners cannot unwind (see `events`), so the caller always gets the permit that
+    /// owns the slot it took.
     #[inline(never)]
     fn acquire_contended(&self, mut w: Word) -> Result<Ticket, Rejected> {
         loop {
-            let (next, kind) = match w.kind() {
+            let mut wait = None;
+            let (next, reason) = match w.kind() {
                 State::Closed | State::MetricsOnly => {
                     return Ok(Ticket::new(w.gen(), Kind::Window, self.start_us()))
                 }
                 State::Disabled => return Ok(Ticket::new(w.gen(), Kind::Pass, 0)),
                 State::ForcedOpen => return Err(self.reject(State::ForcedOpen, None)),
                 State::Open => {
-                    if let Some(left) = w.remaining_ms(self.now_ms()) {
+                    if let Some(left) = w.remaining_ms(self.now_ms(), self.open_cap_ms) {
                         return Err(self.reject(State::Open, Some(left * 1_000)));
                     }
                     // The wait is over: move to HALF-OPEN holding the first trial permit, in
                     // one CAS, so the caller that opens the door is the first one through.
                     (
-                        w.next(State::HalfOpen, Word::half_open_payload(1, 0)),
-                        State::Open,
+                        w.half_open_with_first_trial(),
+                        Some(TransitionReason::OpenWaitElapsed),
                     )
                 }
-                State::HalfOpen => {
-                    if w.inflight() >= self.permits {
-                        return Err(self.reject(State::HalfOpen, None));
+                State::HalfOpen => match w.take_trial(self.permits) {
+                    Some(next) => (next, None),
+                    // Full for longer than `max_half_open_wait`: the trials in flight are
+                    // presumed lost (leaked or hung); re-open at the next backoff step. Their
+                    // slots go with the generation.
+                    None if self.half_open_expired(w) => {
+                        let d = self.wait_for(w.next_step());
+                        wait = Some(d);
+                        (
+                            w.open(self.now_ms(), d),
+                            Some(TransitionReason::HalfOpenTimedOut),
+                        )
                     }
-                    let payload = Word::half_open_payload(w.inflight() + 1, w.trial_successes());
-                    (
-                        Word::new(State::HalfOpen, w.gen(), payload),
-                        State::HalfOpen,
-                    )
-                }
+                    None => return Err(self.reject(State::HalfOpen, None)),
+                },
             };
-            match self.state.cas(w, next) {
-                Ok(()) => {
-                    if kind == State::Open {
-                        self.transitioned(w, next, TransitionReason::OpenWaitElapsed, None);
-                    }
-                    return Ok(Ticket::new(next.gen(), Kind::Trial, self.start_us()));
-                }
-                Err(found) => w = found,
+            if let Err(found) = self.state.cas(w, next) {
+                w = found;
+                continue;
             }
+            if next.is(State::Open) {
+                bump(&self.totals.opened);
+                if let Some(reason) = reason {
+                    self.transitioned(w, next, reason, wait);
+                }
+                let left = next.remaining_ms(self.now_ms(), self.open_cap_ms);
+                return Err(self.reject(State::Open, left.map(|ms| ms * 1_000)));
+            }
+            let ticket = Ticket::new(next.gen(), Kind::Trial, self.start_us());
+            if let Some(reason) = reason {
+                self.transitioned(w, next, reason, None);
+            }
+            return Ok(ticket);
         }
+    }
+
+    /// Whether HALF-OPEN word `w` has been full for longer than `max_half_open_wait`. The first
+    /// caller to find no stamp for this generation stamps it (so the wait counts from no later
+    /// than that moment).
+    #[cold]
+    fn half_open_expired(&self, w: Word) -> bool {
+        const MS_BITS: u32 = 43;
+        const MS_MASK: u64 = (1 << MS_BITS) - 1;
+        let now = self.now_ms() & MS_MASK;
+        // Relaxed: the stamp is a hint about one generation and publishes no other memory; a
+        // stale read only delays the re-open until a later caller reads the stamp.
+        let cur = self.half_open_since.load(Ordering::Relaxed);
+        if (cur >> MS_BITS) as u32 == w.gen() {
+            return now.wrapping_sub(cur & MS_MASK) & MS_MASK >= self.max_half_open_ms;
+        }
+        let stamp = ((w.gen() as u64) << MS_BITS) | now;
+        // Relaxed: as above.
+        let _ =
+            self.half_open_since
+                .compare_exchange(cur, stamp, Ordering::Relaxed, Ordering::Relaxed);
+        false
+    }
+
+    /// The wait of opening number `step` (with jitter, if configured).
+    fn wait_for(&self, step: u32) -> Duration {
+        let r = if self.config.jitter > 0.0 {
+            fastrand::f64()
+        } else {
+            0.0
+        };
+        self.config.open_wait.wait(step, self.config.jitter, r)
     }
 
     #[inline(always)]
@@ -276,18 +340,26 @@ impl<C: Clock> CircuitBreaker<C> {
     /// [`complete_general`](Self::complete_general).
     #[inline(always)]
     pub(crate) fn complete(&self, t: Ticket, outcome: Outcome) {
-        if outcome == Outcome::Success && t.kind() == Kind::Window && self.slow_us == 0 {
-            let tag = tag_of(t.gen());
-            match &self.window {
-                Window::Count(w) => {
-                    if let Some(r) = w.record_success_fast(tag, self.probe) {
-                        return self.after_fast_success(tag, r);
+        if t.kind() == Kind::Window && outcome != Outcome::Ignore {
+            // The full generation, not just the window's tag: a permit held across any number
+            // of transitions is late here and never reaches a window (see `window`).
+            if self.state.load().gen() != t.gen() {
+                return self.settle(outcome, false, false);
+            }
+            if outcome == Outcome::Success && self.slow_us == 0 {
+                let tag = Tag::of(t.gen());
+                match &self.window {
+                    Window::Count(w) => {
+                        if let Some(r) = w.record_success_fast(tag, self.probe) {
+                            return self.after_fast_success(t, r);
+                        }
                     }
-                }
-                // A success never needs the time window's counts (it cannot raise a rate).
-                Window::Time(w) => {
-                    let r = w.record(tag, 0, self.clock.recent_nanos(), false);
-                    return self.after_fast_success(tag, r);
+                    // The time window returns counts when this success may raise a rate (a
+                    // bucket rolled over, or the minimum calls were reached).
+                    Window::Time(w) => {
+                        let r = w.record(tag, 0, self.clock.recent_nanos(), false);
+                        return self.after_fast_success(t, r);
+                    }
                 }
             }
         }
@@ -295,14 +367,25 @@ impl<C: Clock> CircuitBreaker<C> {
     }
 
     #[inline(always)]
-    fn after_fast_success(&self, tag: u16, r: Recorded) {
+    fn after_fast_success(&self, t: Ticket, r: Recorded) {
         let counted = r != Recorded::Late;
         if counted {
             if let Some(s) = &self.streak {
-                s.succeed(tag);
+                s.succeed(Tag::of(t.gen()));
             }
         }
+        if let Recorded::Counted(Some(counts)) = r {
+            self.evaluate(t, counts, 0);
+        }
         self.settle(Outcome::Success, counted, false);
+    }
+
+    /// Trips the breaker if the rules say so for these counts.
+    #[inline]
+    fn evaluate(&self, t: Ticket, counts: crate::window::Counts, streak: u64) {
+        if let Some(reason) = self.rules.evaluate(counts, streak) {
+            self.trip(t.gen(), reason);
+        }
     }
 
     /// The bookkeeping every recorded outcome ends with: the late counter, or the failure and
@@ -355,7 +438,7 @@ impl<C: Clock> CircuitBreaker<C> {
 
     #[inline]
     fn record_window(&self, t: Ticket, failed: bool, slow: bool, now: u64) -> bool {
-        let tag = tag_of(t.gen());
+        let tag = Tag::of(t.gen());
         let bits = if failed { FAILED } else { 0 } | if slow { SLOW } else { 0 };
         let may_trip = self.rules.may_trip(failed, slow);
         let counts = match self.window.record(tag, bits, now, may_trip, self.probe) {
@@ -373,24 +456,9 @@ impl<C: Clock> CircuitBreaker<C> {
             }
         }
         if let Some(counts) = counts {
-            if let Some(reason) = self.rules.evaluate(counts, streak) {
-                self.trip(t.gen(), reason);
-            }
+            self.evaluate(t, counts, streak);
         }
         true
-    }
-
-    /// The wait for the next opening, given the openings since the last close.
-    fn next_open_wait(&self) -> (u32, Duration) {
-        // Relaxed: a backoff hint read on the (rare) transition path; a stale value only
-        // changes which step of the backoff is used.
-        let n = self.opens_in_row.load(Ordering::Relaxed).saturating_add(1);
-        let r = if self.config.jitter > 0.0 {
-            fastrand::f64()
-        } else {
-            0.0
-        };
-        (n, self.config.open_wait.wait(n, self.config.jitter, r))
     }
 
     /// CLOSED(gen) -> OPEN, if the breaker is still in that generation.
@@ -400,11 +468,9 @@ impl<C: Clock> CircuitBreaker<C> {
         if !(w.is(State::Closed) && w.gen() == gen) {
             return;
         }
-        let (n, wait) = self.next_open_wait();
-        let next = w.next(State::Open, Word::open_payload(self.now_ms(), wait));
+        let wait = self.wait_for(w.next_step());
+        let next = w.open(self.now_ms(), wait);
         if self.state.cas(w, next).is_ok() {
-            // Relaxed: see `next_open_wait`.
-            self.opens_in_row.store(n, Ordering::Relaxed);
             bump(&self.totals.opened);
             self.transitioned(w, next, TransitionReason::Tripped(reason), Some(wait));
         }
@@ -412,27 +478,19 @@ impl<C: Clock> CircuitBreaker<C> {
 
     fn record_trial(&self, t: Ticket, failed: bool, slow: bool) -> bool {
         let bad = failed || (slow && self.rules.slow_rate.is_some());
-        let (n, wait) = if bad {
-            self.next_open_wait()
-        } else {
-            (0, Duration::ZERO)
-        };
         let now_ms = if bad { self.now_ms() } else { 0 };
         let needed = self.successes_needed;
+        let mut wait = Duration::ZERO;
         let res = self.state.update(|w| {
             if !(w.is(State::HalfOpen) && w.gen() == t.gen()) {
                 return None;
             }
             Some(if bad {
-                w.next(State::Open, Word::open_payload(now_ms, wait))
-            } else if w.trial_successes() + 1 >= needed {
-                w.next(State::Closed, 0)
+                // The step comes from the very word the CAS replaces.
+                wait = self.wait_for(w.next_step());
+                w.open(now_ms, wait)
             } else {
-                let payload = Word::half_open_payload(
-                    w.inflight().saturating_sub(1),
-                    w.trial_successes() + 1,
-                );
-                Word::new(State::HalfOpen, w.gen(), payload)
+                w.trial_succeeded(needed)
             })
         });
         let Ok((old, new)) = res else {
@@ -440,8 +498,6 @@ impl<C: Clock> CircuitBreaker<C> {
         };
         bump(&self.totals.trial_calls);
         if new.is(State::Open) {
-            // Relaxed: see `next_open_wait`.
-            self.opens_in_row.store(n, Ordering::Relaxed);
             bump(&self.totals.opened);
             self.transitioned(
                 old,
@@ -469,13 +525,11 @@ impl<C: Clock> CircuitBreaker<C> {
             return;
         }
         let _ = self.state.update(|w| {
-            (w.is(State::HalfOpen) && w.gen() == t.gen() && w.inflight() > 0).then(|| {
-                Word::new(
-                    State::HalfOpen,
-                    w.gen(),
-                    Word::half_open_payload(w.inflight() - 1, w.trial_successes()),
-                )
-            })
+            if w.is(State::HalfOpen) && w.gen() == t.gen() {
+                w.trial_released()
+            } else {
+                None
+            }
         });
     }
 
@@ -487,13 +541,20 @@ impl<C: Clock> CircuitBreaker<C> {
         reason: TransitionReason,
         open_wait: Option<Duration>,
     ) {
+        let tag = Tag::of(to.gen());
         if to.is(State::Closed) || to.is(State::MetricsOnly) {
-            // Relaxed: see `next_open_wait`.
-            self.opens_in_row.store(0, Ordering::Relaxed);
-            self.window.reset(tag_of(to.gen()));
+            self.window.reset(tag);
         } else {
             // Outcomes of calls admitted before this transition are late from now on.
-            self.window.seal(tag_of(to.gen()));
+            self.window.seal(tag, self.clock.recent_nanos());
+        }
+        if let Some(s) = &self.streak {
+            s.refresh(tag);
+        }
+        if to.is(State::HalfOpen) {
+            let stamp = ((to.gen() as u64) << 43) | (self.now_ms() & ((1 << 43) - 1));
+            // Relaxed: see `half_open_expired`.
+            self.half_open_since.store(stamp, Ordering::Relaxed);
         }
         let t = Transition {
             from: from.kind(),
@@ -674,6 +735,16 @@ impl<C: Clock> CircuitBreaker<C> {
         let t = &self.totals;
         let failures = read(&t.failures);
         let calls = self.window.lifetime_calls() + read(&t.trial_calls) + read(&t.pass_calls);
+        // The sum above is read word by word while threads record (and a late record takes its
+        // claim back), so it can dip between snapshots; what is reported never does.
+        // Relaxed: a high-water mark of statistics; it publishes no other memory.
+        let calls = self.reported[0]
+            .fetch_max(calls, Ordering::Relaxed)
+            .max(calls);
+        let successes = calls.saturating_sub(failures);
+        let successes = self.reported[1]
+            .fetch_max(successes, Ordering::Relaxed)
+            .max(successes);
         let rate = |n: u64| {
             if counts.calls == 0 {
                 0.0
@@ -685,7 +756,7 @@ impl<C: Clock> CircuitBreaker<C> {
             name: self.name.to_string(),
             state: w.kind(),
             calls,
-            successes: calls.saturating_sub(failures),
+            successes,
             failures,
             slow_calls: read(&t.slow),
             ignored: read(&t.ignored),
@@ -702,8 +773,10 @@ impl<C: Clock> CircuitBreaker<C> {
             } else {
                 0
             },
+            listener_panics: self.listeners.panics(),
             retry_after: if w.is(State::Open) {
-                w.remaining_ms(now / 1_000_000).map(Duration::from_millis)
+                w.remaining_ms(now / 1_000_000, self.open_cap_ms)
+                    .map(Duration::from_millis)
             } else {
                 None
             },

@@ -8,7 +8,7 @@ use crate::backoff::OpenWait;
 use crate::breaker::CircuitBreaker;
 use crate::clock::Clock;
 use crate::policy::TripRules;
-use crate::state::{MAX_HALF_OPEN, MAX_OPEN_WAIT};
+use crate::state::{MAX_HALF_OPEN, MAX_OPEN_WAIT, MAX_STEP};
 use crate::window::count::MAX_SIZE as MAX_COUNT_WINDOW;
 use std::time::Duration;
 
@@ -80,11 +80,20 @@ pub struct Config {
     pub half_open_permits: u32,
     /// Trial successes that close the breaker.
     pub half_open_successes: u32,
+    /// The longest HALF-OPEN may stay full (every trial permit taken, none reported) before
+    /// the next caller re-opens the breaker at the next backoff step, as resilience4j's
+    /// `maxWaitDurationInHalfOpenState`. It reclaims trial permits that were leaked
+    /// (`mem::forget`, a leaked future) or whose calls hang. Default 60 s; `1ms ..= 24h`.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub max_half_open_wait: Duration,
     /// Invocation timeout for async calls; a timed-out call counts as a failure. Needs the
     /// `tokio` feature to take effect.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub call_timeout: Option<Duration>,
 }
+
+/// The default [`Config::max_half_open_wait`]: one minute.
+pub const DEFAULT_MAX_HALF_OPEN_WAIT: Duration = Duration::from_secs(60);
 
 impl Default for Config {
     fn default() -> Self {
@@ -99,6 +108,7 @@ impl Default for Config {
             jitter: 0.0,
             half_open_permits: 1,
             half_open_successes: 1,
+            max_half_open_wait: DEFAULT_MAX_HALF_OPEN_WAIT,
             call_timeout: None,
         }
     }
@@ -270,6 +280,12 @@ impl Config {
                         reason: "smaller than open_wait.initial",
                     });
                 }
+                if self.open_wait.base_wait(MAX_STEP) < max {
+                    return Err(ConfigError::Inconsistent {
+                        field: "open_wait.multiplier",
+                        reason: "too small: the backoff would still be below open_wait.max after 255 openings in a row (the step saturates there)",
+                    });
+                }
             }
         }
         if !(self.jitter >= 0.0 && self.jitter < 1.0) {
@@ -280,14 +296,21 @@ impl Config {
             self.half_open_permits,
             1,
             MAX_HALF_OPEN,
-            "1 ..= 1048575",
+            "1 ..= 65535",
         )?;
         check_range(
             "half_open_successes",
             self.half_open_successes,
             1,
             MAX_HALF_OPEN,
-            "1 ..= 1048575",
+            "1 ..= 65535",
+        )?;
+        check_range(
+            "max_half_open_wait",
+            self.max_half_open_wait,
+            Duration::from_millis(1),
+            MAX_OPEN_WAIT,
+            "1ms ..= 24h",
         )?;
         if let Some(t) = self.call_timeout {
             if t.is_zero() {
@@ -433,6 +456,12 @@ impl<C: Clock> Builder<C> {
     /// Trial successes needed to close. Default 1.
     pub fn half_open_successes(mut self, n: u32) -> Self {
         self.config.half_open_successes = n;
+        self
+    }
+
+    /// See [`Config::max_half_open_wait`].
+    pub fn max_half_open_wait(mut self, wait: Duration) -> Self {
+        self.config.max_half_open_wait = wait;
         self
     }
 

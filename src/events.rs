@@ -4,6 +4,12 @@
 //! registered, emitting an event costs one relaxed load of that flag and builds nothing.
 //! Listeners run synchronously on the thread that caused the event (the caller of `try_acquire`
 //! or of a permit's outcome), so they should be quick: count, log, or hand off to a channel.
+//!
+//! A listener runs only after the state change it reports is complete (the CAS is done and any
+//! trial slot is already owned by the caller's ticket), and a listener that panics is caught:
+//! the panic is counted ([`Metrics::listener_panics`](crate::Metrics::listener_panics)), the
+//! remaining listeners still run, and the breaker carries on. A listener can therefore never
+//! change what the state machine does. (The panic hook still prints the panic as usual.)
 
 use crate::policy::TripReason;
 use crate::state::State;
@@ -41,6 +47,10 @@ pub enum TransitionReason {
         /// Whether the trial counted as a failure because it was slow.
         slow: bool,
     },
+    /// HALF-OPEN stayed full for longer than
+    /// [`max_half_open_wait`](crate::Config::max_half_open_wait) (trial calls leaked or hung);
+    /// the breaker re-opened at the next backoff step.
+    HalfOpenTimedOut,
     /// [`CircuitBreaker::force_open`](crate::CircuitBreaker::force_open).
     ForcedOpen,
     /// [`CircuitBreaker::disable`](crate::CircuitBreaker::disable).
@@ -117,6 +127,8 @@ pub(crate) struct Listeners {
     /// concurrently with an event may or may not see it, which is the contract.
     any: AtomicBool,
     list: List,
+    /// Listener calls that panicked (caught).
+    panics: std::sync::atomic::AtomicU64,
 }
 
 impl Listeners {
@@ -124,6 +136,7 @@ impl Listeners {
         Listeners {
             any: AtomicBool::new(false),
             list: List::new(Arc::new(Vec::new())),
+            panics: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -175,7 +188,18 @@ impl Listeners {
         #[cfg(breakerbox_loom)]
         let list = Arc::clone(&self.list.read().unwrap_or_else(|e| e.into_inner()));
         for l in list.iter() {
-            l(&event);
+            // AssertUnwindSafe: the listener sees only the event (a `Copy` value); no breaker
+            // state is borrowed across the call, so a panic cannot leave any half-updated.
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| l(&event))).is_err() {
+                // Relaxed: a statistic.
+                self.panics.fetch_add(1, Ordering::Relaxed);
+            }
         }
+    }
+
+    /// Listener calls that panicked so far.
+    pub(crate) fn panics(&self) -> u64 {
+        // Relaxed: a statistic.
+        self.panics.load(Ordering::Relaxed)
     }
 }

@@ -51,6 +51,8 @@ pub struct Metrics {
     pub half_open_in_flight: u32,
     /// OPEN: time left before trial calls are admitted.
     pub retry_after: Option<Duration>,
+    /// Event-listener calls that panicked (caught and counted; the breaker carried on).
+    pub listener_panics: u64,
 }
 
 impl Metrics {

@@ -7,10 +7,17 @@
 //! +--------------------------------------+-----------------------+-------+
 //!
 //! payload, by kind:
-//!   OPEN       deadline of the open wait, in milliseconds of the clock, modulo 2^40
-//!   HALF_OPEN  bits 0..20: trial calls in flight; bits 20..40: trial successes so far
+//!   OPEN       bits 0..8: backoff step; bits 8..40: deadline of the open wait, in
+//!              milliseconds of the clock, modulo 2^32
+//!   HALF_OPEN  bits 0..8: backoff step; bits 8..24: trial calls in flight;
+//!              bits 24..40: trial successes so far
 //!   others     zero
 //! ```
+//!
+//! The backoff step (which opening in a row this is, saturating at [`MAX_STEP`]) lives in the
+//! word, so the step of an opening is decided by the same CAS that opens: CLOSED -> OPEN takes
+//! step 1, OPEN -> HALF-OPEN keeps it, HALF-OPEN -> OPEN takes the next one, and closing drops
+//! it. Every transition is a pure [`Word`] method, unit-tested below without atomics.
 //!
 //! # Invariants
 //! 1. The word changes only by compare-and-swap from a value just loaded, so every change is a
@@ -22,16 +29,24 @@
 //! 3. In HALF_OPEN the in-flight count never exceeds the configured permit cap: it is only
 //!    incremented by a CAS that checked the cap on the very value it replaces, and only
 //!    decremented by the holder of a ticket of the same generation (once per ticket).
-//! 4. Deadlines are milliseconds modulo 2^40 (34.8 years) and compare with wrapping arithmetic:
-//!    a deadline counts as pending only while it is at most [`MAX_OPEN_WAIT`] ahead, so a
-//!    breaker left OPEN and idle for any time short of 34 years reads as expired. Open waits are
-//!    rounded up to whole milliseconds (the coarse clock's granularity anyway).
+//! 4. Deadlines are milliseconds modulo 2^32 (49.7 days) and compare with wrapping arithmetic:
+//!    a deadline counts as pending only while it is at most the breaker's longest possible open
+//!    wait ahead (`cap_ms`, at most [`MAX_OPEN_WAIT`]). A breaker left OPEN and idle for
+//!    49.7 days or more can, once per such period, read as pending again for at most that one
+//!    wait: as if it had just opened. Open waits are rounded up to whole milliseconds (the
+//!    coarse clock's granularity anyway).
 //!
 //! # Orderings
-//! Successful CASes are `AcqRel` and loads `Acquire`: a transition's winner publishes what it
-//! did before the CAS (window reset, backoff streak) to every thread that later observes the
-//! new word. On x86-64 these cost exactly what `Relaxed` does. Failed CASes use `Acquire` for
-//! the same reason on the freshly observed value.
+//! Successful CASes are `AcqRel` and loads `Acquire`. What that buys is a happens-before edge
+//! from everything a transition's winner did *before* its CAS to every thread whose load or CAS
+//! reads the new word (C++20/Rust memory model; on AArch64 the `ldar`/`stlr` or `casal`
+//! instructions give exactly this, on x86-64 every locked RMW does and costs what `Relaxed`
+//! does). The winner does nothing before its CAS that others rely on: the backoff step is in
+//! the word itself, and the window reset or seal runs *after* the CAS, so no thread may assume
+//! the window already counts for the new generation when it sees the new word. The windows do
+//! not need it: their own tag protocol (see `window`) orders each window word by its own
+//! `AcqRel` CASes, and a recorder that reaches a window before the reset performs the reset
+//! itself. The half-open permit count is in the word, so the cap needs no other ordering.
 
 use crate::sync::{atomic_u64, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
@@ -45,11 +60,18 @@ const KIND_MASK: u64 = (1 << KIND_BITS) - 1;
 const GEN_MASK: u32 = (1 << GEN_BITS) - 1;
 const PAYLOAD_BITS: u32 = 64 - PAYLOAD_SHIFT;
 const PAYLOAD_MASK: u64 = (1 << PAYLOAD_BITS) - 1;
-const HALF_FIELD_BITS: u32 = 20;
+const STEP_BITS: u32 = 8;
+const STEP_MASK: u64 = (1 << STEP_BITS) - 1;
+const DEADLINE_MASK: u64 = (1 << 32) - 1;
+const HALF_FIELD_BITS: u32 = 16;
 const HALF_FIELD_MASK: u64 = (1 << HALF_FIELD_BITS) - 1;
 
-/// Largest half-open permit cap and success count the word can hold (2^20 - 1).
+/// Largest half-open permit cap and success count the word can hold (2^16 - 1).
 pub const MAX_HALF_OPEN: u32 = HALF_FIELD_MASK as u32;
+
+/// The backoff step saturates here: the 255th opening in a row and later ones wait as long as
+/// the 255th (the configuration rejects a backoff that would still be growing).
+pub const MAX_STEP: u32 = STEP_MASK as u32;
 
 /// Longest open wait (one day).
 pub const MAX_OPEN_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
@@ -151,55 +173,124 @@ impl Word {
         Word::new(kind, self.gen().wrapping_add(1), payload)
     }
 
-    /// OPEN: the deadline, in clock milliseconds modulo 2^40.
+    /// OPEN and HALF_OPEN: which opening in a row this is (1 for the first); 0 otherwise.
     #[inline]
-    pub(crate) fn deadline_ms(self) -> u64 {
-        self.payload()
+    pub(crate) fn step(self) -> u32 {
+        if self.is(State::Open) || self.is(State::HalfOpen) {
+            (self.payload() & STEP_MASK) as u32
+        } else {
+            0
+        }
     }
 
-    /// OPEN: milliseconds left until the deadline, or `None` if it has passed.
+    /// The backoff step the next opening from this word takes: 1 from CLOSED, the next one
+    /// (saturating at [`MAX_STEP`]) from HALF_OPEN.
+    #[inline]
+    pub(crate) fn next_step(self) -> u32 {
+        (self.step() + 1).min(MAX_STEP)
+    }
+
+    /// OPEN: the deadline, in clock milliseconds modulo 2^32.
+    #[inline]
+    pub(crate) fn deadline_ms(self) -> u64 {
+        (self.payload() >> STEP_BITS) & DEADLINE_MASK
+    }
+
+    /// OPEN: milliseconds left until the deadline, or `None` if it has passed. `cap_ms` is the
+    /// longest wait this breaker can set (module doc, invariant 4).
     #[inline(always)]
-    pub(crate) fn remaining_ms(self, now_ms: u64) -> Option<u64> {
-        let left = self.deadline_ms().wrapping_sub(now_ms) & PAYLOAD_MASK;
-        // A legitimate deadline is never more than MAX_OPEN_WAIT ahead: anything else is a
-        // deadline behind us, seen through the wrap.
-        (left != 0 && left <= MAX_OPEN_WAIT_MS).then_some(left)
+    pub(crate) fn remaining_ms(self, now_ms: u64, cap_ms: u64) -> Option<u64> {
+        let left = self.deadline_ms().wrapping_sub(now_ms) & DEADLINE_MASK;
+        // A legitimate deadline is never more than `cap_ms` ahead: anything else is a deadline
+        // behind us, seen through the wrap.
+        (left != 0 && left <= cap_ms).then_some(left)
     }
 
     /// HALF_OPEN: trial calls in flight.
     #[inline]
     pub(crate) fn inflight(self) -> u32 {
-        (self.payload() & HALF_FIELD_MASK) as u32
+        ((self.payload() >> STEP_BITS) & HALF_FIELD_MASK) as u32
     }
 
     /// HALF_OPEN: trial successes so far.
     #[inline]
     pub(crate) fn trial_successes(self) -> u32 {
-        ((self.payload() >> HALF_FIELD_BITS) & HALF_FIELD_MASK) as u32
+        ((self.payload() >> (STEP_BITS + HALF_FIELD_BITS)) & HALF_FIELD_MASK) as u32
     }
 
     #[inline]
-    pub(crate) fn half_open_payload(inflight: u32, successes: u32) -> u64 {
-        (inflight as u64 & HALF_FIELD_MASK)
-            | ((successes as u64 & HALF_FIELD_MASK) << HALF_FIELD_BITS)
+    fn half_open(gen: u32, step: u32, inflight: u32, successes: u32) -> Word {
+        let payload = (step as u64 & STEP_MASK)
+            | ((inflight as u64 & HALF_FIELD_MASK) << STEP_BITS)
+            | ((successes as u64 & HALF_FIELD_MASK) << (STEP_BITS + HALF_FIELD_BITS));
+        Word::new(State::HalfOpen, gen, payload)
     }
 
-    /// The OPEN payload for a wait starting at `now_ms`; the wait is rounded up to whole
+    // ----- transitions: pure functions of the word replaced -----------------------------
+
+    /// CLOSED or HALF_OPEN -> OPEN (next generation), at backoff step [`next_step`]
+    /// (Self::next_step), for a wait starting at `now_ms`; the wait is rounded up to whole
     /// milliseconds.
     #[inline]
-    pub(crate) fn open_payload(now_ms: u64, wait: Duration) -> u64 {
+    pub(crate) fn open(self, now_ms: u64, wait: Duration) -> Word {
         let wait_ms = wait
             .as_nanos()
             .div_ceil(1_000_000)
             .min(MAX_OPEN_WAIT_MS as u128) as u64;
-        now_ms.wrapping_add(wait_ms) & PAYLOAD_MASK
+        let deadline = now_ms.wrapping_add(wait_ms) & DEADLINE_MASK;
+        self.next(
+            State::Open,
+            (self.next_step() as u64) | (deadline << STEP_BITS),
+        )
     }
-}
 
-/// The 16-bit tag that windows use to tell generations apart (see `window`).
-#[inline]
-pub(crate) fn tag_of(gen: u32) -> u16 {
-    gen as u16
+    /// OPEN -> HALF_OPEN (next generation), holding the first trial permit, same step.
+    #[inline]
+    pub(crate) fn half_open_with_first_trial(self) -> Word {
+        Word::half_open(self.gen().wrapping_add(1), self.step(), 1, 0)
+    }
+
+    /// HALF_OPEN: one more trial in flight, if fewer than `cap` are.
+    #[inline]
+    pub(crate) fn take_trial(self, cap: u32) -> Option<Word> {
+        (self.inflight() < cap).then(|| {
+            Word::half_open(
+                self.gen(),
+                self.step(),
+                self.inflight() + 1,
+                self.trial_successes(),
+            )
+        })
+    }
+
+    /// HALF_OPEN: a trial succeeded. CLOSED (next generation) once `needed` have, otherwise
+    /// one fewer in flight and one more success.
+    #[inline]
+    pub(crate) fn trial_succeeded(self, needed: u32) -> Word {
+        if self.trial_successes() + 1 >= needed {
+            self.next(State::Closed, 0)
+        } else {
+            Word::half_open(
+                self.gen(),
+                self.step(),
+                self.inflight().saturating_sub(1),
+                self.trial_successes() + 1,
+            )
+        }
+    }
+
+    /// HALF_OPEN: a trial slot given back (its call will not report), if any is taken.
+    #[inline]
+    pub(crate) fn trial_released(self) -> Option<Word> {
+        (self.inflight() > 0).then(|| {
+            Word::half_open(
+                self.gen(),
+                self.step(),
+                self.inflight() - 1,
+                self.trial_successes(),
+            )
+        })
+    }
 }
 
 /// The state word, alone on its cache line: it is read by every call and written only on
@@ -272,60 +363,103 @@ impl StateCell {
 mod tests {
     use super::*;
 
+    const DAY_MS: u64 = MAX_OPEN_WAIT_MS;
+
+    fn closed(gen: u32) -> Word {
+        Word::new(State::Closed, gen, 0)
+    }
+
     #[test]
     fn fields_round_trip() {
         for kind in State::ALL {
-            let w = Word::new(kind, 12345, 0xAB_CDEF_0123);
+            let w = Word::new(kind, 12345, 0);
             assert_eq!(w.kind(), kind);
             assert!(w.is(kind));
             assert_eq!(w.gen(), 12345);
-            assert_eq!(w.deadline_ms(), 0xAB_CDEF_0123);
         }
-        let w = Word::new(State::HalfOpen, 7, Word::half_open_payload(3, 99));
-        assert_eq!((w.inflight(), w.trial_successes()), (3, 99));
+        let open = closed(7).open(0xABCD_EF01, Duration::from_millis(5));
+        assert_eq!(open.deadline_ms(), 0xABCD_EF06);
+        assert_eq!((open.kind(), open.gen(), open.step()), (State::Open, 8, 1));
+        let half = open.half_open_with_first_trial();
+        assert_eq!(
+            (half.inflight(), half.trial_successes(), half.step()),
+            (1, 0, 1)
+        );
+        let full = (1..MAX_HALF_OPEN).fold(half, |w, _| w.take_trial(MAX_HALF_OPEN).unwrap());
+        assert_eq!(full.inflight(), MAX_HALF_OPEN);
+        assert_eq!(full.take_trial(MAX_HALF_OPEN), None);
+        let done = full.trial_succeeded(MAX_HALF_OPEN);
+        assert_eq!(
+            (done.inflight(), done.trial_successes(), done.step()),
+            (MAX_HALF_OPEN - 1, 1, 1)
+        );
     }
 
     #[test]
     fn generation_wraps_without_touching_other_fields() {
-        let w = Word::new(State::Closed, GEN_MASK, 0);
-        let n = w.next(State::Open, 42);
+        let w = closed(GEN_MASK);
+        let n = w.open(42, Duration::ZERO);
         assert_eq!(n.gen(), 0);
         assert_eq!(n.kind(), State::Open);
         assert_eq!(n.deadline_ms(), 42);
+        assert_eq!(n.step(), 1);
+    }
+
+    #[test]
+    fn the_backoff_step_belongs_to_the_transition_that_opens() {
+        let wait = Duration::from_secs(1);
+        // CLOSED -> OPEN is step 1; every failed trial round takes the next step.
+        let mut w = closed(0).open(0, wait);
+        for expected in 1..=300u32 {
+            assert_eq!(w.step(), expected.min(MAX_STEP), "opening {expected}");
+            let half = w.half_open_with_first_trial();
+            assert_eq!(half.step(), w.step(), "HALF-OPEN keeps the step");
+            w = half.open(0, wait);
+        }
+        // Closing drops it: the next trip is step 1 again.
+        let closed_again = w.half_open_with_first_trial().trial_succeeded(1);
+        assert_eq!(
+            (closed_again.kind(), closed_again.step()),
+            (State::Closed, 0)
+        );
+        assert_eq!(closed_again.open(0, wait).step(), 1);
+        // A released slot keeps the step; releasing an empty half-open is refused.
+        let h = closed(0).open(0, wait).half_open_with_first_trial();
+        let r = h.trial_released().unwrap();
+        assert_eq!((r.inflight(), r.step()), (0, 1));
+        assert_eq!(r.trial_released(), None);
     }
 
     #[test]
     fn deadline_comparison_wraps() {
-        let near_end = PAYLOAD_MASK - 10;
-        let w = Word::new(
-            State::Open,
-            1,
-            Word::open_payload(near_end, Duration::from_millis(20)),
-        );
-        assert_eq!(w.remaining_ms(near_end), Some(20));
-        assert_eq!(w.remaining_ms(near_end + 19), Some(1));
-        assert_eq!(w.remaining_ms(near_end + 20), None);
-        assert_eq!(w.remaining_ms(near_end + 1_000_000), None);
-        let z = Word::new(State::Open, 1, Word::open_payload(5, Duration::ZERO));
-        assert_eq!(z.remaining_ms(5), None);
+        let near_end = DEADLINE_MASK - 10;
+        let w = closed(1).open(near_end, Duration::from_millis(20));
+        assert_eq!(w.remaining_ms(near_end, DAY_MS), Some(20));
+        assert_eq!(w.remaining_ms(near_end + 19, DAY_MS), Some(1));
+        assert_eq!(w.remaining_ms(near_end + 20, DAY_MS), None);
+        assert_eq!(w.remaining_ms(near_end + 1_000_000, DAY_MS), None);
+        let z = closed(1).open(5, Duration::ZERO);
+        assert_eq!(z.remaining_ms(5, DAY_MS), None);
         // Sub-millisecond waits round up.
-        let u = Word::new(
-            State::Open,
-            1,
-            Word::open_payload(5, Duration::from_micros(10)),
-        );
-        assert_eq!(u.remaining_ms(5), Some(1));
+        let u = closed(1).open(5, Duration::from_micros(10));
+        assert_eq!(u.remaining_ms(5, DAY_MS), Some(1));
     }
 
     #[test]
-    fn an_idle_open_breaker_never_reads_as_pending_again() {
-        let w = Word::new(State::Open, 1, Word::open_payload(0, MAX_OPEN_WAIT));
+    fn an_idle_open_breaker_reads_as_pending_at_most_one_wait_per_wrap() {
+        let wait_ms = 10_000;
+        let w = closed(1).open(0, Duration::from_millis(wait_ms));
         for idle_days in [2u64, 7, 13, 100, 365 * 30] {
             assert_eq!(
-                w.remaining_ms(idle_days * 86_400_000),
+                w.remaining_ms(idle_days * 86_400_000, wait_ms),
                 None,
                 "{idle_days} days"
             );
         }
+        // Every 2^32 ms the deadline aliases: at most one wait reads as pending again.
+        let pending = (0..(1u64 << 32) / 1000)
+            .filter(|s| w.remaining_ms((1 << 32) + s * 1000, wait_ms).is_some())
+            .count();
+        assert_eq!(pending as u64, wait_ms / 1000);
     }
 }

@@ -21,8 +21,16 @@
 //!
 //! Under contention, two recorders N positions apart may write the same slot out of order; the
 //! window then holds "the last N outcomes" up to that reordering. Sequentially it is exact.
+//!
+//! `head` and `counts` are rewritten on every transition (reset or seal), so their tags are
+//! always current. Slots are only written by recorders, so a slot untouched through a long
+//! outage would keep an ever older tag: the thread that advances `head` by `d` generations
+//! therefore *sweeps* `d * ceil(N / SWEEP_SPAN)` slots (a shared cursor hands out the ranges),
+//! rewriting each slot with an older tag to "empty, current tag". Every slot is visited once per
+//! `SWEEP_SPAN` generations, which keeps stored tags within the comparable range (see `window`).
 
-use super::{newer, Counts, Recorded, FAILED, PRESENT, SLOW};
+use super::tag::{Age, Sweeper, Tag};
+use super::{Counts, Recorded, FAILED, PRESENT, SLOW};
 use crate::sync::{atomic_u32, atomic_u64, AtomicU32, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 
@@ -37,8 +45,18 @@ const FIELD_BITS: u32 = 24;
 const FIELD_MASK: u64 = (1 << FIELD_BITS) - 1;
 
 #[inline(always)]
-fn tag_of_head(h: u64) -> u16 {
-    (h >> TAG_SHIFT) as u16
+fn tag_of_head(h: u64) -> Tag {
+    Tag::from_bits(h >> TAG_SHIFT)
+}
+
+#[inline(always)]
+fn tag_of_slot(v: u32) -> Tag {
+    Tag::from_bits((v >> 16) as u64)
+}
+
+#[inline(always)]
+fn tag_of_counts(c: u64) -> Tag {
+    Tag::from_bits(c >> 48)
 }
 
 #[inline(always)]
@@ -52,13 +70,13 @@ fn laps_of(h: u64) -> u64 {
 }
 
 #[inline(always)]
-fn head(tag: u16, laps: u64, pos: u64) -> u64 {
-    ((tag as u64) << TAG_SHIFT) | ((laps & LAPS_MASK) << LAPS_SHIFT) | (pos & POS_MASK)
+fn head(tag: Tag, laps: u64, pos: u64) -> u64 {
+    (tag.bits() << TAG_SHIFT) | ((laps & LAPS_MASK) << LAPS_SHIFT) | (pos & POS_MASK)
 }
 
 #[inline]
-fn slot_value(tag: u16, bits: u32) -> u32 {
-    ((tag as u32) << 16) | bits
+fn slot_value(tag: Tag, bits: u32) -> u32 {
+    ((tag.bits() as u32) << 16) | bits
 }
 
 /// Decodes a 24-bit two's-complement field.
@@ -69,8 +87,8 @@ fn field(v: u64, shift: u32) -> i64 {
 }
 
 #[inline]
-fn counts_word(tag: u16, failures: i64, slow: i64) -> u64 {
-    ((tag as u64) << 48)
+fn counts_word(tag: Tag, failures: i64, slow: i64) -> u64 {
+    (tag.bits() << 48)
         | (((failures as u64) & FIELD_MASK) << FIELD_BITS)
         | ((slow as u64) & FIELD_MASK)
 }
@@ -80,6 +98,8 @@ pub(crate) struct CountWindow {
     counts: CachePadded<AtomicU64>,
     /// Calls recorded under tags that are no longer current (for lifetime totals).
     retired: AtomicU64,
+    /// Keeps the slots' tags comparable (see the module doc).
+    sweeper: Sweeper,
     slots: Box<[AtomicU32]>,
     size: u64,
 }
@@ -87,15 +107,16 @@ pub(crate) struct CountWindow {
 impl CountWindow {
     /// A window of the last `size` outcomes, counting for `tag`. `size` is in `1..=MAX_SIZE`
     /// (the config validates it).
-    pub(crate) fn new(size: u32, tag: u16) -> Self {
+    pub(crate) fn new(size: u32, tag: Tag) -> Self {
         let size = size.clamp(1, MAX_SIZE) as u64;
-        // Slots start with a tag one behind, so they read as empty for `tag`.
-        let stale = slot_value(tag.wrapping_sub(1), 0);
+        // Slots start empty under the current tag.
+        let empty = slot_value(tag, 0);
         CountWindow {
             head: CachePadded::new(atomic_u64(head(tag, 0, 0))),
             counts: CachePadded::new(atomic_u64(counts_word(tag, 0, 0))),
             retired: atomic_u64(0),
-            slots: (0..size).map(|_| atomic_u32(stale)).collect(),
+            sweeper: Sweeper::new(size),
+            slots: (0..size).map(|_| atomic_u32(empty)).collect(),
             size,
         }
     }
@@ -125,25 +146,22 @@ impl CountWindow {
     /// position and laps (sealing: the window stops accepting the old tag but still shows its
     /// counts).
     #[inline]
-    fn advance_head(&self, tag: u16, claim: bool, keep: bool) -> Option<(u64, u64)> {
+    fn advance_head(&self, tag: Tag, claim: bool, keep: bool) -> Option<(u64, u64)> {
         // AcqRel / Acquire: see the orderings note in `window`.
         let mut cur = self.head.load(Ordering::Acquire);
         loop {
             let t = tag_of_head(cur);
-            let (next, claimed, retire) = if t == tag {
-                if !claim {
-                    return Some((cur, 0));
+            let (next, claimed, retire) = match tag.age_of(t) {
+                Age::Current => {
+                    if !claim {
+                        return Some((cur, 0));
+                    }
+                    let (next, retire) = self.step(cur);
+                    (next, pos_of(cur), retire)
                 }
-                let (next, retire) = self.step(cur);
-                (next, pos_of(cur), retire)
-            } else if newer(tag, t) {
-                if keep {
-                    (head(tag, laps_of(cur), pos_of(cur)), 0, 0)
-                } else {
-                    (head(tag, 0, claim as u64), 0, self.seq(cur))
-                }
-            } else {
-                return None;
+                Age::Older if keep => (head(tag, laps_of(cur), pos_of(cur)), 0, 0),
+                Age::Older => (head(tag, 0, claim as u64), 0, self.seq(cur)),
+                Age::Newer => return None,
             };
             match self
                 .head
@@ -154,6 +172,10 @@ impl CountWindow {
                         // AcqRel: a lifetime total, read only for metrics.
                         self.retired.fetch_add(retire, Ordering::AcqRel);
                     }
+                    if t != tag {
+                        self.sweeper
+                            .sweep(tag.since(t), |i| self.sweep_slot(i, tag));
+                    }
                     return Some((next, claimed));
                 }
                 Err(found) => cur = found,
@@ -161,26 +183,31 @@ impl CountWindow {
         }
     }
 
+    /// The sweep's visit: a slot holding a tag older than `tag` becomes an empty slot of
+    /// `tag`. A slot found current or newer is left alone, and so is one that changes under the
+    /// CAS (its writer's tag is at least as new).
+    fn sweep_slot(&self, i: usize, tag: Tag) {
+        let slot = &self.slots[i];
+        let cur = slot.load(Ordering::Acquire);
+        if tag.age_of(tag_of_slot(cur)) == Age::Older {
+            // AcqRel / Acquire: see the orderings note in `window`.
+            let _ =
+                slot.compare_exchange(cur, slot_value(tag, 0), Ordering::AcqRel, Ordering::Acquire);
+        }
+    }
+
     /// Adds the given deltas to `counts` under `tag`; returns the new counts word, or `None`
     /// if `counts` holds a newer tag. An older tag's counts are dropped, or kept with `keep`.
     #[inline]
-    fn adjust_counts(&self, tag: u16, d_fail: i64, d_slow: i64, keep: bool) -> Option<u64> {
+    fn adjust_counts(&self, tag: Tag, d_fail: i64, d_slow: i64, keep: bool) -> Option<u64> {
         let mut cur = self.counts.load(Ordering::Acquire);
         loop {
-            let t = (cur >> 48) as u16;
-            let (f, s) = if t == tag {
-                if d_fail == 0 && d_slow == 0 {
-                    return Some(cur);
-                }
-                (field(cur, FIELD_BITS), field(cur, 0))
-            } else if newer(tag, t) {
-                if keep {
-                    (field(cur, FIELD_BITS), field(cur, 0))
-                } else {
-                    (0, 0)
-                }
-            } else {
-                return None;
+            let (f, s) = match tag.age_of(tag_of_counts(cur)) {
+                Age::Current if d_fail == 0 && d_slow == 0 => return Some(cur),
+                Age::Current => (field(cur, FIELD_BITS), field(cur, 0)),
+                Age::Older if keep => (field(cur, FIELD_BITS), field(cur, 0)),
+                Age::Older => (0, 0),
+                Age::Newer => return None,
             };
             let next = counts_word(tag, f + d_fail, s + d_slow);
             match self
@@ -193,13 +220,13 @@ impl CountWindow {
         }
     }
 
-    fn decode(&self, head_word: u64, counts_word: u64, tag: u16) -> Counts {
+    fn decode(&self, head_word: u64, counts_word: u64, tag: Tag) -> Counts {
         let calls = if tag_of_head(head_word) == tag {
             self.seq(head_word).min(self.size)
         } else {
             0
         };
-        let (failures, slow) = if (counts_word >> 48) as u16 == tag {
+        let (failures, slow) = if tag_of_counts(counts_word) == tag {
             (field(counts_word, FIELD_BITS), field(counts_word, 0))
         } else {
             (0, 0)
@@ -217,7 +244,7 @@ impl CountWindow {
     /// caller then takes [`record`](Self::record)); otherwise records it. In steady state this
     /// is one CAS on `head` and one load of the slot.
     #[inline(always)]
-    pub(crate) fn record_success_fast(&self, tag: u16, probe: u64) -> Option<Recorded> {
+    pub(crate) fn record_success_fast(&self, tag: Tag, probe: u64) -> Option<Recorded> {
         let mut cur = self.head.load(Ordering::Acquire);
         loop {
             // `probe` can only be reached on the first lap.
@@ -248,7 +275,7 @@ impl CountWindow {
     /// is this generation's `probe`-th (the minimum-calls threshold: the one moment a
     /// success can make a rate reach its threshold; later successes only lower the rates).
     #[inline]
-    pub(crate) fn record(&self, tag: u16, bits: u32, want_counts: bool, probe: u64) -> Recorded {
+    pub(crate) fn record(&self, tag: Tag, bits: u32, want_counts: bool, probe: u64) -> Recorded {
         let Some((h, pos)) = self.advance_head(tag, true, false) else {
             return Recorded::Late;
         };
@@ -272,7 +299,7 @@ impl CountWindow {
     fn write_slot(
         &self,
         slot: &AtomicU32,
-        tag: u16,
+        tag: Tag,
         bits: u32,
         h: u64,
         want_counts: bool,
@@ -283,12 +310,14 @@ impl CountWindow {
             if cur == new {
                 break bits | PRESENT;
             }
-            let t = (cur >> 16) as u16;
-            if t != tag && newer(t, tag) {
-                self.unclaim();
-                return Recorded::Late;
-            }
-            let old = if t == tag { cur & 0xFFFF } else { 0 };
+            let old = match tag.age_of(tag_of_slot(cur)) {
+                Age::Current => cur & 0xFFFF,
+                Age::Older => 0,
+                Age::Newer => {
+                    self.unclaim();
+                    return Recorded::Late;
+                }
+            };
             match slot.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => break old,
                 Err(found) => cur = found,
@@ -309,24 +338,24 @@ impl CountWindow {
         }
     }
 
-    pub(crate) fn reset(&self, tag: u16) {
+    pub(crate) fn reset(&self, tag: Tag) {
         self.advance_head(tag, false, false);
         self.adjust_counts(tag, 0, 0, false);
     }
 
     /// Stops accepting outcomes of tags older than `tag`, keeping the counts visible.
-    pub(crate) fn seal(&self, tag: u16) {
+    pub(crate) fn seal(&self, tag: Tag) {
         self.advance_head(tag, false, true);
         self.adjust_counts(tag, 0, 0, true);
     }
 
-    pub(crate) fn counts(&self, tag: u16) -> Counts {
+    pub(crate) fn counts(&self, tag: Tag) -> Counts {
         let h = self.head.load(Ordering::Acquire);
         let c = self.counts.load(Ordering::Acquire);
         self.decode(h, c, tag)
     }
 
-    pub(crate) fn current_tag(&self) -> u16 {
+    pub(crate) fn current_tag(&self) -> Tag {
         tag_of_head(self.head.load(Ordering::Acquire))
     }
 
@@ -346,8 +375,12 @@ impl CountWindow {
 mod tests {
     use super::*;
 
-    fn rec(w: &CountWindow, tag: u16, bits: u32) -> Counts {
-        match w.record(tag, bits, true, 0) {
+    fn t(n: u32) -> Tag {
+        Tag::of(n)
+    }
+
+    fn rec(w: &CountWindow, tag: u32, bits: u32) -> Counts {
+        match w.record(t(tag), bits, true, 0) {
             Recorded::Counted(Some(c)) => c,
             other => panic!("unexpected {other:?}"),
         }
@@ -355,12 +388,12 @@ mod tests {
 
     #[test]
     fn slides_old_outcomes_out() {
-        let w = CountWindow::new(4, 1);
+        let w = CountWindow::new(4, t(1));
         for _ in 0..4 {
             rec(&w, 1, FAILED);
         }
         assert_eq!(
-            w.counts(1),
+            w.counts(t(1)),
             Counts {
                 calls: 4,
                 failures: 4,
@@ -370,7 +403,7 @@ mod tests {
         rec(&w, 1, 0);
         rec(&w, 1, SLOW);
         assert_eq!(
-            w.counts(1),
+            w.counts(t(1)),
             Counts {
                 calls: 4,
                 failures: 2,
@@ -381,7 +414,7 @@ mod tests {
             rec(&w, 1, 0);
         }
         assert_eq!(
-            w.counts(1),
+            w.counts(t(1)),
             Counts {
                 calls: 4,
                 failures: 0,
@@ -393,12 +426,12 @@ mod tests {
 
     #[test]
     fn new_tag_starts_empty_and_old_tag_is_late() {
-        let w = CountWindow::new(3, 1);
+        let w = CountWindow::new(3, t(1));
         rec(&w, 1, FAILED);
         rec(&w, 1, FAILED);
-        w.reset(2);
-        assert_eq!(w.counts(2), Counts::default());
-        assert_eq!(w.record(1, FAILED, true, 0), Recorded::Late);
+        w.reset(t(2));
+        assert_eq!(w.counts(t(2)), Counts::default());
+        assert_eq!(w.record(t(1), FAILED, true, 0), Recorded::Late);
         let c = rec(&w, 2, FAILED);
         assert_eq!(
             c,
@@ -424,31 +457,31 @@ mod tests {
 
     #[test]
     fn seal_keeps_counts_but_makes_old_tag_late() {
-        let w = CountWindow::new(3, 1);
+        let w = CountWindow::new(3, t(1));
         rec(&w, 1, FAILED);
         rec(&w, 1, 0);
-        w.seal(2);
+        w.seal(t(2));
         assert_eq!(
-            w.counts(2),
+            w.counts(t(2)),
             Counts {
                 calls: 2,
                 failures: 1,
                 slow: 0
             }
         );
-        assert_eq!(w.record(1, FAILED, true, 0), Recorded::Late);
-        w.reset(4);
-        assert_eq!(w.counts(4), Counts::default());
+        assert_eq!(w.record(t(1), FAILED, true, 0), Recorded::Late);
+        w.reset(t(3));
+        assert_eq!(w.counts(t(3)), Counts::default());
         assert_eq!(w.lifetime_calls(), 2);
     }
 
     #[test]
     fn recording_helps_a_missing_reset() {
-        let w = CountWindow::new(2, 1);
+        let w = CountWindow::new(2, t(1));
         rec(&w, 1, FAILED);
-        // Nobody called reset(5); the first record of tag 5 starts the window afresh.
+        // Nobody called reset(3); the first record of tag 3 starts the window afresh.
         assert_eq!(
-            rec(&w, 5, 0),
+            rec(&w, 3, 0),
             Counts {
                 calls: 1,
                 failures: 0,
@@ -459,7 +492,7 @@ mod tests {
 
     #[test]
     fn negative_fields_decode_and_clamp() {
-        let word = counts_word(3, -2, 5);
+        let word = counts_word(t(3), -2, 5);
         assert_eq!(field(word, FIELD_BITS), -2);
         assert_eq!(field(word, 0), 5);
     }

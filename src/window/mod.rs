@@ -5,28 +5,47 @@
 //! - [`Streak`]: consecutive failures (the classic "5 failures then open" rule).
 //!
 //! # Generations and tags
-//! Every word a window writes carries a 16-bit *tag*: the low bits of the breaker generation the
-//! window is counting for. A record carries the tag of the generation its call was admitted in.
-//! A word holding an older tag is treated as empty (and is reset by the first writer of the newer
-//! tag); a word holding a newer tag makes the record *late*, and it is dropped. Tags compare with
-//! wrapping arithmetic ([`newer`]), so a call must stay in flight across 32,768 transitions to be
-//! misjudged. This is what makes a reset O(1) and race-free: a reset is just "start writing a new
-//! tag"; nothing has to be cleared, and a slow recorder of the old generation cannot leak into
-//! the new one (in the count window; see [`TimeWindow`] for its one approximation).
+//! Every window word that outlives a generation carries a *tag*: the low bits of the breaker
+//! generation it was written for ([`tag`] holds the protocol, once). A record carries the tag of
+//! the generation its call was admitted in. A word holding an older tag is treated as empty (and
+//! is replaced by the first writer of the newer tag); a word holding a newer tag makes the
+//! record *late*, and it is dropped. This is what makes a reset O(1) and race-free: a reset is
+//! just "start writing a new tag"; nothing has to be cleared, and a slow recorder of the old
+//! generation cannot leak into the new one (in the count window; see [`TimeWindow`] for its one
+//! approximation).
 //!
-//! # Orderings
-//! All read-modify-writes here are `AcqRel` and all loads `Acquire`. On x86-64 that costs exactly
-//! what `Relaxed` costs (locked instructions are full barriers, plain loads are acquire loads),
-//! and it gives each window word a happens-before chain: a thread that observes a tag also
-//! observes everything its writer did before writing it. The counts stay consistent without it;
-//! the loom models check that reads after the threads join are exact.
-
+//! ## Why tags never mislead, however long the breaker runs
+//! Tags compare with wrapping arithmetic, which is right only while the two tags compared are
+//! less than half the tag space (2^15 generations) apart. Three rules keep it so:
+//! 1. **A caller's tag is current when it enters.** The breaker checks the ticket's full
+//!    generation against the state word before recording; a permit held across any number of
+//!    transitions reports late without touching a window, so a late report can never move a
+//!    window to an older tag.
+//! 2. **The words every record reads first are rewritten on every transition**: the count
+//!    window's `head` and `counts`, the time window's gate and the streak are brought to the
+//!    new tag by the transition's reset or seal (or by the first recorder of the new tag).
+//! 3. **Cells only recorders write (ring slots, time buckets) are swept**: the thread that
+//!    moves a window `d` generations forward also rewrites the next `d * ceil(cells/SWEEP_SPAN)`
+//!    cells that hold older tags as empty cells of the new tag (`tag::Sweeper`), so every cell
+//!    is visited once per `SWEEP_SPAN` (2^13) generations, however long an outage lasts.
+//!
+//! A stored tag is always one that was current when the operation writing it began, and a cell
+//! is never older than the last sweep of it, so stored tags lag the current one by at most
+//! `SWEEP_SPAN` generations plus those a single operation spans while preempted. The only case
+//! left to misjudge is one recorder or sweeper preempted between reading and writing one word
+//! across more than 3 * 2^13 transitions; it then mis-files that one outcome (or empties one
+//! cell), and the next sweep repairs the cell. The tag width shrinks to 3 bits under
+//! `--cfg breakerbox_loom` and `--cfg breakerbox_narrow_tags`, where the loom models and the
+//! long-horizon tests drive the windows through many wraps.
+//!
 pub(crate) mod count;
 mod streak;
+pub(crate) mod tag;
 mod time;
 
 pub(crate) use count::CountWindow;
 pub(crate) use streak::Streak;
+pub(crate) use tag::Tag;
 pub(crate) use time::TimeWindow;
 
 /// Outcome bits stored for one call.
@@ -35,12 +54,6 @@ pub(crate) const PRESENT: u32 = 1;
 pub(crate) const FAILED: u32 = 2;
 /// The call was slow.
 pub(crate) const SLOW: u32 = 4;
-
-/// Whether tag `a` is newer than tag `b` (wrapping, as TCP sequence numbers).
-#[inline]
-pub(crate) fn newer(a: u16, b: u16) -> bool {
-    (a.wrapping_sub(b) as i16) > 0
-}
 
 /// Counts of one window at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -75,7 +88,7 @@ impl Window {
     #[inline]
     pub(crate) fn record(
         &self,
-        tag: u16,
+        tag: Tag,
         bits: u32,
         now_ns: u64,
         want_counts: bool,
@@ -88,7 +101,7 @@ impl Window {
     }
 
     /// Starts counting for `tag` (a no-op if the window already counts for it or a newer tag).
-    pub(crate) fn reset(&self, tag: u16) {
+    pub(crate) fn reset(&self, tag: Tag) {
         match self {
             Window::Count(w) => w.reset(tag),
             Window::Time(w) => w.reset(tag),
@@ -97,10 +110,10 @@ impl Window {
 
     /// Stops accepting outcomes of tags older than `tag`, keeping the current counts visible
     /// to metrics (used when the breaker leaves CLOSED).
-    pub(crate) fn seal(&self, tag: u16) {
+    pub(crate) fn seal(&self, tag: Tag, now_ns: u64) {
         match self {
             Window::Count(w) => w.seal(tag),
-            Window::Time(w) => w.seal(tag),
+            Window::Time(w) => w.seal(tag, now_ns),
         }
     }
 
@@ -108,7 +121,7 @@ impl Window {
     pub(crate) fn current_counts(&self, now_ns: u64) -> Counts {
         match self {
             Window::Count(w) => w.counts(w.current_tag()),
-            Window::Time(w) => w.counts(w.current_tag(), now_ns),
+            Window::Time(w) => w.current_counts(now_ns),
         }
     }
 
@@ -126,19 +139,5 @@ impl Window {
             Window::Count(w) => w.heap_bytes(),
             Window::Time(w) => w.heap_bytes(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::newer;
-
-    #[test]
-    fn tags_compare_with_wrapping() {
-        assert!(newer(1, 0));
-        assert!(!newer(0, 1));
-        assert!(!newer(5, 5));
-        assert!(newer(0, u16::MAX));
-        assert!(newer(100, 65_000));
     }
 }

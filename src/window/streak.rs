@@ -1,9 +1,13 @@
 //! Consecutive failures, tagged with the generation like the windows.
+//!
+//! The word is brought to the new generation on every transition ([`Streak::refresh`]), so its
+//! tag is never more than the transitions of one preempted operation behind.
 
-use super::newer;
+use super::tag::{Age, Tag};
 use crate::sync::{atomic_u64, AtomicU64, Ordering};
 
-const COUNT_MASK: u64 = (1 << 48) - 1;
+const COUNT_BITS: u32 = 48;
+const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
 
 /// `[tag:16][consecutive failures:48]` in one word.
 pub(crate) struct Streak {
@@ -11,69 +15,71 @@ pub(crate) struct Streak {
 }
 
 #[inline]
-fn split(w: u64) -> (u16, u64) {
-    ((w >> 48) as u16, w & COUNT_MASK)
+fn split(w: u64) -> (Tag, u64) {
+    (Tag::from_bits(w >> COUNT_BITS), w & COUNT_MASK)
 }
 
 #[inline]
-fn join(tag: u16, n: u64) -> u64 {
-    ((tag as u64) << 48) | (n & COUNT_MASK)
+fn join(tag: Tag, n: u64) -> u64 {
+    (tag.bits() << COUNT_BITS) | (n & COUNT_MASK)
 }
 
 impl Streak {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(tag: Tag) -> Self {
         Streak {
-            word: atomic_u64(0),
+            word: atomic_u64(join(tag, 0)),
         }
     }
 
-    /// A failure under `tag`: the streak length after it, or `None` if late.
-    pub(crate) fn fail(&self, tag: u16) -> Option<u64> {
+    /// Applies `f` (given the stored count, or `None` when the stored tag is older) unless the
+    /// stored tag is newer than `tag`. Returns the count written, or `None` if late.
+    #[inline]
+    fn update(&self, tag: Tag, f: impl Fn(Option<u64>) -> Option<u64>) -> Option<u64> {
         // AcqRel / Acquire: see the orderings note in `window`.
         let mut cur = self.word.load(Ordering::Acquire);
         loop {
             let (t, n) = split(cur);
-            let next = if t == tag {
-                join(tag, n.saturating_add(1).min(COUNT_MASK))
-            } else if newer(tag, t) {
-                join(tag, 1)
-            } else {
-                return None;
+            let next = match tag.age_of(t) {
+                Age::Current => f(Some(n)),
+                Age::Older => f(None),
+                Age::Newer => return None,
             };
-            match self
-                .word
-                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return Some(split(next).1),
+            let Some(next) = next else {
+                return Some(n);
+            };
+            match self.word.compare_exchange_weak(
+                cur,
+                join(tag, next),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(next),
                 Err(found) => cur = found,
             }
         }
+    }
+
+    /// A failure under `tag`: the streak length after it, or `None` if late.
+    pub(crate) fn fail(&self, tag: Tag) -> Option<u64> {
+        self.update(tag, |n| {
+            Some(n.unwrap_or(0).saturating_add(1).min(COUNT_MASK))
+        })
     }
 
     /// A success under `tag`: ends the streak. Costs one load when there is no streak.
     #[inline]
-    pub(crate) fn succeed(&self, tag: u16) {
-        let mut cur = self.word.load(Ordering::Acquire);
-        loop {
-            let (t, n) = split(cur);
-            if (t == tag && n == 0) || newer(t, tag) {
-                return;
-            }
-            match self.word.compare_exchange_weak(
-                cur,
-                join(tag, 0),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return,
-                Err(found) => cur = found,
-            }
-        }
+    pub(crate) fn succeed(&self, tag: Tag) {
+        self.update(tag, |n| (n != Some(0)).then_some(0));
+    }
+
+    /// Starts generation `tag` with no streak (a no-op if the word is already at `tag` or newer).
+    pub(crate) fn refresh(&self, tag: Tag) {
+        self.update(tag, |n| n.is_none().then_some(0));
     }
 
     /// The current streak for `tag`.
     #[cfg(test)]
-    pub(crate) fn get(&self, tag: u16) -> u64 {
+    pub(crate) fn get(&self, tag: Tag) -> u64 {
         let (t, n) = split(self.word.load(Ordering::Acquire));
         if t == tag {
             n
@@ -89,15 +95,34 @@ mod tests {
 
     #[test]
     fn counts_and_resets_per_tag() {
-        let s = Streak::new();
-        assert_eq!(s.fail(1), Some(1));
-        assert_eq!(s.fail(1), Some(2));
-        s.succeed(1);
-        assert_eq!(s.get(1), 0);
-        assert_eq!(s.fail(1), Some(1));
-        assert_eq!(s.fail(2), Some(1), "a newer tag starts afresh");
-        assert_eq!(s.fail(1), None, "an older tag is late");
-        s.succeed(1);
-        assert_eq!(s.get(2), 1, "a late success does not end the newer streak");
+        let t = Tag::of;
+        let s = Streak::new(t(1));
+        assert_eq!(s.fail(t(1)), Some(1));
+        assert_eq!(s.fail(t(1)), Some(2));
+        s.succeed(t(1));
+        assert_eq!(s.get(t(1)), 0);
+        assert_eq!(s.fail(t(1)), Some(1));
+        assert_eq!(s.fail(t(2)), Some(1), "a newer tag starts afresh");
+        assert_eq!(s.fail(t(1)), None, "an older tag is late");
+        s.succeed(t(1));
+        assert_eq!(
+            s.get(t(2)),
+            1,
+            "a late success does not end the newer streak"
+        );
+        s.refresh(t(3));
+        assert_eq!(s.get(t(3)), 0);
+        assert_eq!(s.fail(t(2)), None);
+    }
+
+    #[test]
+    fn refreshed_on_every_generation_it_never_wraps_into_the_future() {
+        let s = Streak::new(Tag::of(0));
+        s.fail(Tag::of(0));
+        for gen in 1..200_000u32 {
+            s.refresh(Tag::of(gen));
+        }
+        assert_eq!(s.fail(Tag::of(200_000)), Some(1));
+        assert_eq!(s.fail(Tag::of(200_000)), Some(2));
     }
 }

@@ -1,37 +1,58 @@
 //! The outcomes of the last T, in B buckets of width T/B.
 //!
-//! Instead of per-bucket counters that must be summed and cleared, the window keeps two
-//! monotonic totals, `calls` and `bad` (`[failures:32][slow:32]`), and each bucket remembers the
-//! totals at the moment it started. The window's counts are "totals now minus totals at the start
-//! of the oldest bucket still inside T": O(1) to record (a successful call is one `fetch_add`),
-//! O(B) to evaluate, which happens only after a failure or a slow call.
+//! Instead of per-bucket counters that must be summed and cleared, the window keeps three
+//! monotonic 64-bit totals (`calls`, `failures`, `slow`), and each bucket remembers the totals
+//! at the moment it started. The window's counts are "totals now minus totals at the start of
+//! the oldest bucket still inside T": O(1) to record (a successful call is one `fetch_add` and
+//! one load), O(B) to evaluate.
 //!
-//! A bucket's `stamp` is `[tag:16][epoch:47][ready:1]`, where `epoch = now / width`. The first
-//! recorder of a new epoch claims the bucket with a CAS (`ready = 0`), writes the totals into
-//! it, and then publishes `ready = 1` with a release store; evaluators only use ready buckets.
+//! A bucket's `stamp` is `[tag:16][epoch + 1:47][ready:1]`, where `epoch = now / width` (stored
+//! plus one, so that 0 means "empty"). The first recorder of a new epoch claims the bucket with
+//! a CAS (`ready = 0`), writes the totals into it, and then publishes `ready = 1` with a second
+//! CAS; evaluators only use ready buckets. `gate` holds the tag the window accepts (rewritten on
+//! every transition, so always current) and bucket stamps are swept like the count window's
+//! slots (see `tag::Sweeper`), so no stored tag falls out of the comparable range.
+//!
+//! # When the rates are evaluated
+//! A rate can newly reach its threshold when a failure or a slow call is recorded, when old
+//! buckets leave the window (their successes age out), and when the window reaches its
+//! minimum number of calls. So the window evaluates (O(B)) on a failure or slow call, on the
+//! first record of each new bucket (every bucket roll-over passes through one), and on the
+//! record that brings the total to `probe_at`, the total at which the window holds the minimum
+//! calls (refreshed at every evaluation). Any other success is one `fetch_add` and one load.
+//!
+//! # Sealing
+//! When the breaker leaves CLOSED the window is *sealed*: the gate moves to the new tag (so late
+//! outcomes are dropped) and the counts at that moment are frozen for metrics, which show the
+//! window that tripped the breaker until it closes again.
 //!
 //! Approximations, both bounded by the calls in flight at one instant:
 //! - a call recorded while its bucket is being claimed may be counted in the previous bucket;
-//! - a recorder of an older generation that passed the tag check just before a transition may
+//! - a recorder of an older generation that passed the gate just before a transition may
 //!   add its outcome to the totals after the new generation's first bucket took its snapshot.
 //!   (The count window has no such gap; prefer it when that matters.)
 
-use super::{newer, Counts, Recorded, FAILED, SLOW};
+use super::tag::{Age, Sweeper, Tag};
+use super::{Counts, Recorded, FAILED, SLOW};
 use crate::sync::{atomic_u64, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 use strength_reduce::StrengthReducedU64;
 
 const READY: u64 = 1;
 const EPOCH_MASK: u64 = (1 << 47) - 1;
+const TAG_SHIFT: u32 = 48;
+/// In the gate word: the window is sealed (metrics show the frozen counts).
+const SEALED: u64 = 1 << 32;
 
+/// `epoch` is the stored epoch (`now / width + 1`, masked); 0 is an empty bucket.
 #[inline]
-fn stamp(tag: u16, epoch: u64) -> u64 {
-    ((tag as u64) << 48) | ((epoch & EPOCH_MASK) << 1)
+fn stamp(tag: Tag, epoch: u64) -> u64 {
+    (tag.bits() << TAG_SHIFT) | ((epoch & EPOCH_MASK) << 1)
 }
 
 #[inline]
-fn stamp_tag(s: u64) -> u16 {
-    (s >> 48) as u16
+fn stamp_tag(s: u64) -> Tag {
+    Tag::from_bits(s >> TAG_SHIFT)
 }
 
 #[inline]
@@ -42,70 +63,93 @@ fn stamp_epoch(s: u64) -> u64 {
 struct Bucket {
     stamp: AtomicU64,
     calls_at_start: AtomicU64,
-    bad_at_start: AtomicU64,
+    failures_at_start: AtomicU64,
+    slow_at_start: AtomicU64,
+}
+
+/// Read by every record, written on transitions (`tag`) and evaluations (`probe_at`).
+struct Gate {
+    /// `[sealed:1 at bit 32][tag]`: the tag the window accepts outcomes for.
+    tag: AtomicU64,
+    /// The `calls` total at which the window reaches the minimum calls (0: not pending).
+    probe_at: AtomicU64,
 }
 
 pub(crate) struct TimeWindow {
-    /// The tag the window accepts outcomes for.
-    tag: CachePadded<AtomicU64>,
-    /// The tag whose buckets metrics show (differs from `tag` while sealed).
-    shown: AtomicU64,
+    gate: CachePadded<Gate>,
     calls: CachePadded<AtomicU64>,
-    bad: CachePadded<AtomicU64>,
+    /// Written only by failures and slow calls.
+    bad: CachePadded<[AtomicU64; 2]>,
+    /// The counts frozen by the last seal: calls, failures, slow.
+    frozen: [AtomicU64; 3],
     buckets: Box<[Bucket]>,
+    sweeper: Sweeper,
     width: StrengthReducedU64,
     count: StrengthReducedU64,
     n: u64,
+    /// The rules' minimum calls (0: no rate rule, never probe).
+    minimum: u64,
 }
 
 impl TimeWindow {
-    /// `buckets` buckets of `width_ns` each (both at least 1; the config validates them).
-    pub(crate) fn new(width_ns: u64, buckets: u32, tag: u16) -> Self {
+    /// `buckets` buckets of `width_ns` each (both at least 1; the config validates them),
+    /// counting for `tag`; `minimum` is the rate rules' minimum calls (0 if none is on).
+    pub(crate) fn new(width_ns: u64, buckets: u32, tag: Tag, minimum: u64) -> Self {
         let n = buckets.max(1) as u64;
         TimeWindow {
-            tag: CachePadded::new(atomic_u64(tag as u64)),
-            shown: atomic_u64(tag as u64),
+            gate: CachePadded::new(Gate {
+                tag: atomic_u64(tag.bits()),
+                probe_at: atomic_u64(minimum),
+            }),
             calls: CachePadded::new(atomic_u64(0)),
-            bad: CachePadded::new(atomic_u64(0)),
+            bad: CachePadded::new([atomic_u64(0), atomic_u64(0)]),
+            frozen: [atomic_u64(0), atomic_u64(0), atomic_u64(0)],
             buckets: (0..n)
                 .map(|_| Bucket {
-                    // Tag one behind: reads as empty.
-                    stamp: atomic_u64(stamp(tag.wrapping_sub(1), 0)),
+                    stamp: atomic_u64(stamp(tag, 0)),
                     calls_at_start: atomic_u64(0),
-                    bad_at_start: atomic_u64(0),
+                    failures_at_start: atomic_u64(0),
+                    slow_at_start: atomic_u64(0),
                 })
                 .collect(),
+            sweeper: Sweeper::new(n),
             width: StrengthReducedU64::new(width_ns.max(1)),
             count: StrengthReducedU64::new(n),
             n,
+            minimum,
         }
     }
 
-    /// Moves the window to `tag` unless it already counts for it or a newer one; returns
-    /// whether the window counts for `tag` afterwards. `show` also makes metrics show `tag`'s
-    /// buckets (not when sealing).
+    /// Moves the gate to `tag` unless it already holds it or a newer one; returns whether the
+    /// window accepts `tag` afterwards. `seal` (the time now) also freezes the counts of the
+    /// generation left, if it was not sealed already.
     #[inline]
-    fn enter(&self, tag: u16, show: bool) -> bool {
+    fn enter(&self, tag: Tag, seal: Option<u64>) -> bool {
         // AcqRel / Acquire: see the orderings note in `window`.
-        let mut cur = self.tag.load(Ordering::Acquire);
+        let mut cur = self.gate.tag.load(Ordering::Acquire);
         loop {
-            let t = cur as u16;
-            if t == tag {
-                return true;
+            let t = Tag::from_bits(cur);
+            match tag.age_of(t) {
+                Age::Current => return true,
+                Age::Newer => return false,
+                Age::Older => {}
             }
-            if !newer(tag, t) {
-                return false;
+            let mut next = tag.bits();
+            if let Some(now_ns) = seal {
+                next |= SEALED;
+                if cur & SEALED == 0 {
+                    self.freeze(self.live_counts(t, now_ns).0);
+                }
             }
-            match self.tag.compare_exchange_weak(
+            match self.gate.tag.compare_exchange_weak(
                 cur,
-                tag as u64,
+                next,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
-                    if show {
-                        self.show(tag);
-                    }
+                    self.sweeper
+                        .sweep(tag.since(t), |i| self.sweep_bucket(i, tag));
                     return true;
                 }
                 Err(found) => cur = found,
@@ -113,47 +157,77 @@ impl TimeWindow {
         }
     }
 
-    /// Moves `shown` forward to `tag` (never back, whatever order racing resets run in).
-    fn show(&self, tag: u16) {
-        let mut cur = self.shown.load(Ordering::Acquire);
-        while newer(tag, cur as u16) {
+    /// The sweep's visit: a bucket of an older tag becomes an empty bucket of `tag`.
+    fn sweep_bucket(&self, i: usize, tag: Tag) {
+        let b = &self.buckets[i];
+        let cur = b.stamp.load(Ordering::Acquire);
+        if tag.age_of(stamp_tag(cur)) == Age::Older {
             // AcqRel / Acquire: see the orderings note in `window`.
-            match self.shown.compare_exchange_weak(
-                cur,
-                tag as u64,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return,
-                Err(found) => cur = found,
-            }
+            let _ =
+                b.stamp
+                    .compare_exchange(cur, stamp(tag, 0), Ordering::AcqRel, Ordering::Acquire);
         }
     }
 
+    fn freeze(&self, c: Counts) {
+        // Relaxed: a metrics-only snapshot; a reader racing a seal may mix two seals' values.
+        self.frozen[0].store(c.calls, Ordering::Relaxed);
+        self.frozen[1].store(c.failures, Ordering::Relaxed);
+        self.frozen[2].store(c.slow, Ordering::Relaxed);
+    }
+
+    /// Records `bits` under `tag`. Counts are returned when `want_counts`, and whenever the
+    /// record may have raised a rate (a new bucket, or the minimum calls reached).
     #[inline(always)]
-    pub(crate) fn record(&self, tag: u16, bits: u32, now_ns: u64, want_counts: bool) -> Recorded {
-        if !self.enter(tag, true) {
+    pub(crate) fn record(&self, tag: Tag, bits: u32, now_ns: u64, want_counts: bool) -> Recorded {
+        if !self.enter(tag, None) {
             return Recorded::Late;
         }
-        let epoch = now_ns / self.width;
+        let epoch = (now_ns / self.width + 1) & EPOCH_MASK;
         let bucket = &self.buckets[(epoch % self.count) as usize];
         let want = stamp(tag, epoch);
         let cur = bucket.stamp.load(Ordering::Acquire);
+        let mut evaluate = want_counts;
         if cur & !READY != want {
-            let (t, e) = (stamp_tag(cur), stamp_epoch(cur));
             // Claim the bucket if it holds an older tag, or an older epoch of this tag. (A newer
             // epoch of this tag means this recorder was delayed: count it there.)
-            if newer(tag, t) || (t == tag && e < (epoch & EPOCH_MASK)) {
+            let claim = match tag.age_of(stamp_tag(cur)) {
+                Age::Older => true,
+                Age::Current => stamp_epoch(cur) < epoch,
+                Age::Newer => false,
+            };
+            if claim {
                 self.claim(bucket, cur, want);
+                evaluate = self.minimum != 0 || want_counts;
             }
         }
         // AcqRel: the totals pair with the snapshot loads in `claim` and `counts`.
-        self.calls.fetch_add(1, Ordering::AcqRel);
-        let bad = (((bits & FAILED != 0) as u64) << 32) | ((bits & SLOW != 0) as u64);
-        if bad != 0 {
-            self.bad.fetch_add(bad, Ordering::AcqRel);
+        let total = self.calls.fetch_add(1, Ordering::AcqRel) + 1;
+        if bits & FAILED != 0 {
+            self.bad[0].fetch_add(1, Ordering::AcqRel);
         }
-        Recorded::Counted(want_counts.then(|| self.counts(tag, now_ns)))
+        if bits & SLOW != 0 {
+            self.bad[1].fetch_add(1, Ordering::AcqRel);
+        }
+        // Relaxed: a hint; a stale value only costs (or skips) one evaluation, which the next
+        // bucket roll-over or failure makes up for.
+        if !evaluate && total != self.gate.probe_at.load(Ordering::Relaxed) {
+            return Recorded::Counted(None);
+        }
+        Recorded::Counted(Some(self.evaluate(tag, now_ns)))
+    }
+
+    #[cold]
+    fn evaluate(&self, tag: Tag, now_ns: u64) -> Counts {
+        let (c, total) = self.live_counts(tag, now_ns);
+        let probe = if self.minimum > c.calls {
+            total - c.calls + self.minimum
+        } else {
+            0
+        };
+        // Relaxed: see `record`.
+        self.gate.probe_at.store(probe, Ordering::Relaxed);
+        c
     }
 
     #[cold]
@@ -165,60 +239,90 @@ impl TimeWindow {
         {
             // This thread owns the bucket until it sets READY; evaluators skip it meanwhile.
             let calls = self.calls.load(Ordering::Acquire);
-            let bad = self.bad.load(Ordering::Acquire);
-            // Relaxed: published by the Release store of the stamp just below.
+            let failures = self.bad[0].load(Ordering::Acquire);
+            let slow = self.bad[1].load(Ordering::Acquire);
+            // Relaxed: published by the Release half of the READY CAS just below.
             bucket.calls_at_start.store(calls, Ordering::Relaxed);
-            bucket.bad_at_start.store(bad, Ordering::Relaxed);
-            // Release: publishes the two snapshot stores to the Acquire stamp load in `counts`.
-            bucket.stamp.store(want | READY, Ordering::Release);
+            bucket.failures_at_start.store(failures, Ordering::Relaxed);
+            bucket.slow_at_start.store(slow, Ordering::Relaxed);
+            // AcqRel (its Release half): publishes the three snapshot stores to the Acquire
+            // stamp load in `counts` that sees READY. A CAS, not a store: if a sweep or a newer
+            // claim took the bucket meanwhile, it stays theirs.
+            let _ = bucket.stamp.compare_exchange(
+                want,
+                want | READY,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
         }
     }
 
-    pub(crate) fn reset(&self, tag: u16) {
-        self.enter(tag, true);
-        // If the tag was already entered by a seal, `enter` did not show it.
-        self.show(tag);
+    pub(crate) fn reset(&self, tag: Tag) {
+        self.enter(tag, None);
     }
 
-    /// Stops accepting outcomes of older tags; metrics keep showing the sealed buckets.
-    pub(crate) fn seal(&self, tag: u16) {
-        self.enter(tag, false);
+    /// Stops accepting outcomes of older tags; metrics show the counts frozen at this moment.
+    pub(crate) fn seal(&self, tag: Tag, now_ns: u64) {
+        self.enter(tag, Some(now_ns));
     }
 
-    pub(crate) fn counts(&self, tag: u16, now_ns: u64) -> Counts {
-        let epoch = (now_ns / self.width) & EPOCH_MASK;
-        let oldest = epoch.saturating_sub(self.n - 1);
-        let mut start: Option<(u64, u64, u64)> = None;
+    /// The counts for `tag` and the `calls` total they were computed against.
+    fn live_counts(&self, tag: Tag, now_ns: u64) -> (Counts, u64) {
+        let epoch = (now_ns / self.width + 1) & EPOCH_MASK;
+        let oldest = epoch.saturating_sub(self.n - 1).max(1);
+        let mut start: Option<(u64, [u64; 3])> = None;
         for b in self.buckets.iter() {
             let s = b.stamp.load(Ordering::Acquire);
             let e = stamp_epoch(s);
             if s & READY == 0 || stamp_tag(s) != tag || e < oldest || e > epoch {
                 continue;
             }
-            if start.is_none_or(|(oe, _, _)| e < oe) {
+            if start.is_none_or(|(oe, _)| e < oe) {
                 // Relaxed: ordered after the Acquire stamp load that saw READY.
-                let c = b.calls_at_start.load(Ordering::Relaxed);
-                let bad = b.bad_at_start.load(Ordering::Relaxed);
+                let snap = [
+                    b.calls_at_start.load(Ordering::Relaxed),
+                    b.failures_at_start.load(Ordering::Relaxed),
+                    b.slow_at_start.load(Ordering::Relaxed),
+                ];
                 // Re-check that the bucket was not re-claimed while reading.
                 if b.stamp.load(Ordering::Acquire) == s {
-                    start = Some((e, c, bad));
+                    start = Some((e, snap));
                 }
             }
         }
-        let Some((_, c0, bad0)) = start else {
-            return Counts::default();
+        let total = self.calls.load(Ordering::Acquire);
+        let Some((_, [c0, f0, s0])) = start else {
+            return (Counts::default(), total);
         };
-        let bad = self.bad.load(Ordering::Acquire).wrapping_sub(bad0);
-        let calls = self.calls.load(Ordering::Acquire).wrapping_sub(c0);
-        Counts {
+        let calls = total.saturating_sub(c0);
+        let failures = self.bad[0].load(Ordering::Acquire).saturating_sub(f0);
+        let slow = self.bad[1].load(Ordering::Acquire).saturating_sub(s0);
+        let c = Counts {
             calls,
-            failures: (bad >> 32).min(calls),
-            slow: (bad & u32::MAX as u64).min(calls),
-        }
+            failures: failures.min(calls),
+            slow: slow.min(calls),
+        };
+        (c, total)
     }
 
-    pub(crate) fn current_tag(&self) -> u16 {
-        self.shown.load(Ordering::Acquire) as u16
+    /// The counts for `tag` now (tests and the loom models).
+    #[cfg(any(test, breakerbox_loom))]
+    pub(crate) fn counts(&self, tag: Tag, now_ns: u64) -> Counts {
+        self.live_counts(tag, now_ns).0
+    }
+
+    /// What metrics show: the live counts, or the frozen ones while sealed.
+    pub(crate) fn current_counts(&self, now_ns: u64) -> Counts {
+        let g = self.gate.tag.load(Ordering::Acquire);
+        if g & SEALED != 0 {
+            // Relaxed: see `freeze`.
+            return Counts {
+                calls: self.frozen[0].load(Ordering::Relaxed),
+                failures: self.frozen[1].load(Ordering::Relaxed),
+                slow: self.frozen[2].load(Ordering::Relaxed),
+            };
+        }
+        self.live_counts(Tag::from_bits(g), now_ns).0
     }
 
     pub(crate) fn lifetime_calls(&self) -> u64 {
@@ -236,24 +340,28 @@ mod tests {
 
     const MS: u64 = 1_000_000;
 
+    fn t(n: u32) -> Tag {
+        Tag::of(n)
+    }
+
     #[test]
     fn old_buckets_fall_out() {
         // 10 buckets of 100 ms: a 1 s window.
-        let w = TimeWindow::new(100 * MS, 10, 1);
+        let w = TimeWindow::new(100 * MS, 10, t(1), 0);
         for i in 0..5 {
-            w.record(1, FAILED, i * 10 * MS, false);
+            w.record(t(1), FAILED, i * 10 * MS, false);
         }
         assert_eq!(
-            w.counts(1, 50 * MS),
+            w.counts(t(1), 50 * MS),
             Counts {
                 calls: 5,
                 failures: 5,
                 slow: 0
             }
         );
-        w.record(1, SLOW, 500 * MS, false);
+        w.record(t(1), SLOW, 500 * MS, false);
         assert_eq!(
-            w.counts(1, 900 * MS),
+            w.counts(t(1), 900 * MS),
             Counts {
                 calls: 6,
                 failures: 5,
@@ -261,9 +369,9 @@ mod tests {
             }
         );
         // At 1.0 s bucket 0 (0..100 ms) leaves the window; the failures were all in it.
-        w.record(1, 0, 1000 * MS, false);
+        w.record(t(1), 0, 1000 * MS, false);
         assert_eq!(
-            w.counts(1, 1000 * MS),
+            w.counts(t(1), 1000 * MS),
             Counts {
                 calls: 2,
                 failures: 0,
@@ -271,20 +379,20 @@ mod tests {
             }
         );
         // Long after, with no traffic, nothing is left.
-        assert_eq!(w.counts(1, 10_000 * MS), Counts::default());
+        assert_eq!(w.counts(t(1), 10_000 * MS), Counts::default());
         assert_eq!(w.lifetime_calls(), 7);
     }
 
     #[test]
     fn reset_and_late() {
-        let w = TimeWindow::new(MS, 4, 1);
-        w.record(1, FAILED, 0, false);
-        w.reset(2);
-        assert_eq!(w.counts(2, 0), Counts::default());
-        assert_eq!(w.record(1, FAILED, 0, false), Recorded::Late);
-        w.record(2, FAILED, 0, false);
+        let w = TimeWindow::new(MS, 4, t(1), 0);
+        w.record(t(1), FAILED, 0, false);
+        w.reset(t(2));
+        assert_eq!(w.counts(t(2), 0), Counts::default());
+        assert_eq!(w.record(t(1), FAILED, 0, false), Recorded::Late);
+        w.record(t(2), FAILED, 0, false);
         assert_eq!(
-            w.counts(2, 0),
+            w.counts(t(2), 0),
             Counts {
                 calls: 1,
                 failures: 1,
