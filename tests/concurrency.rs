@@ -54,7 +54,7 @@ fn half_open_cap_is_never_exceeded() {
             .consecutive_failures(1)
             .open_wait(Duration::ZERO)
             .half_open_permits(CAP as u32)
-            .half_open_successes(1_000_000)
+            .half_open_successes(60_000)
             .clock(clock.clone())
             .build()
             .unwrap(),

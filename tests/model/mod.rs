@@ -374,19 +374,10 @@ impl Model {
                 if self.s.consecutive.is_some() {
                     self.streak = if failed { self.streak + 1 } else { 0 };
                 }
-                let may_trip = (failed
-                    && (self.s.failure_rate.is_some() || self.s.consecutive.is_some()))
-                    || (slow && self.s.slow_rate.is_some());
-                // The count window also evaluates when a call brings it to exactly the
-                // minimum (the time window only after a failure or slow call).
-                let at_minimum = match self.s.window {
-                    WindowSetup::Count(_) => {
-                        (self.s.failure_rate.is_some() || self.s.slow_rate.is_some())
-                            && self.window.len() == self.s.minimum_calls as usize
-                    }
-                    WindowSetup::Time { .. } => false,
-                };
-                if self.state == State::Closed && (may_trip || at_minimum) && self.should_trip() {
+                // The specification: after every recorded outcome, the breaker trips if the
+                // rules hold on the window as it is now. (The breaker evaluates only when a rate
+                // can newly reach its threshold; sequentially that must be the same thing.)
+                if self.state == State::Closed && self.should_trip() {
                     self.open();
                 }
             }
