@@ -281,7 +281,10 @@ impl Config {
                     });
                 }
                 // (A zero `initial` or a multiplier of 1 never grows: nothing to saturate.)
-                if !initial.is_zero() && multiplier > 1.0 && self.open_wait.base_wait(MAX_STEP) < max {
+                if !initial.is_zero()
+                    && multiplier > 1.0
+                    && self.open_wait.base_wait(MAX_STEP) < max
+                {
                     return Err(ConfigError::Inconsistent {
                         field: "open_wait.multiplier",
                         reason: "too small: the backoff would still be below open_wait.max after 255 openings in a row (the step saturates there)",

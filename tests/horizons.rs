@@ -70,7 +70,10 @@ fn assert_trips_on_time(rule: Rule, b: &Breaker, context: &str) {
     let trip_at = expected_trip(rule);
     for call in 1..=trip_at {
         let r = if call <= 5 { succeed(b) } else { fail(b) };
-        assert!(r.is_ok() || call > 5, "{rule:?} {context}: call {call} rejected");
+        assert!(
+            r.is_ok() || call > 5,
+            "{rule:?} {context}: call {call} rejected"
+        );
         let expect = if call < trip_at {
             State::Closed
         } else {
@@ -98,7 +101,10 @@ fn trip(rule: Rule, b: &Breaker) {
 fn outage(b: &Breaker, clock: &ManualClock, n: u32) {
     for _ in 0..n {
         clock.advance(WAIT);
-        assert!(matches!(fail(b), Err(CallError::Failed(()))), "trial not admitted");
+        assert!(
+            matches!(fail(b), Err(CallError::Failed(()))),
+            "trial not admitted"
+        );
     }
     assert_eq!(b.state(), State::Open);
 }
@@ -195,7 +201,11 @@ fn a_permit_held_across_a_hundred_thousand_generations_reports_late_and_changes_
                 } else {
                     State::Open
                 };
-                assert_eq!(b.state(), expect, "{rule:?}: failure {call} after the late report");
+                assert_eq!(
+                    b.state(),
+                    expect,
+                    "{rule:?}: failure {call} after the late report"
+                );
             }
         }
     }

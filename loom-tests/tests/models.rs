@@ -563,26 +563,18 @@ fn outcome_racing_a_reset_is_counted_or_late_exactly_once() {
     });
 }
 
-// ----- known core bug (ignored so CI stays green) ----------------------------------------------
+// ----- the sealed window ----------------------------------------------------------------------
 //
-// The sealed window of an OPEN breaker shows a late outcome as a call. `CountWindow::seal`
-// (src/window/count.rs, `seal` -> `advance_head(tag, false, true)`) keeps `head`'s sequence so
-// metrics still show the closed generation's counts; a recorder that claimed its position
-// before the seal and then turns late (`write_slot` -> `adjust_counts` returns `None` ->
-// `unclaim`) takes its claim out of `retired` only, not out of the kept sequence. `metrics()`
-// then reports that call in `window_calls` without its failure.
-//
-// Interleaving (consecutive_failures(1), count window 2, permits A and B, both report failure):
+// Formerly a known bug: a recorder that claimed its position before the trip and then turned
+// late stayed in the sealed window's call count. Interleaving (consecutive_failures(1), count
+// window 2, permits A and B, both report failure):
 //   B: record -> advance_head claims seq 2 (tag 0)
-//   A: record -> slot, counts (failures 1); streak 1 -> trip CLOSED(0) -> OPEN(1) -> seal(tag 1):
-//      head (tag 1, seq 2), counts (tag 1, failures 1)
-//   B: slot CAS ok; adjust_counts(tag 0) finds counts tagged 1 -> None -> unclaim -> Late
-// Result: OPEN with window_calls 2, window_failures 1 (failure_rate 0.5), late 1. Sequentially
-// the sealed window shows 1 call, 1 failure (B is late) or 2 calls, 2 failures (B first).
+//   A: record -> slot, counts (failures 1); streak 1 -> trip CLOSED(0) -> OPEN(1) -> seal(tag 1)
+//   B: slot CAS ok; adjust_counts(tag 0) finds counts tagged 1 -> late
+// The sealed head now remembers whose sequence it keeps, and B takes its claim back out of it.
 
 /// While OPEN the metrics show the sealed window: only outcomes that were counted.
 #[test]
-#[ignore = "known core bug: a late outcome still shows as a call in the sealed window (see above)"]
 fn sealed_window_shows_only_counted_outcomes() {
     model(|| {
         let clock = ManualClock::new();

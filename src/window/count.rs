@@ -1,10 +1,14 @@
 //! The last N outcomes, in a lock-free ring.
 //!
 //! Three kinds of word, each tagged (see the module doc of `window`):
-//! - `head` `[tag:16][laps:24][pos:24]`: the next slot to write and how many times the ring has
-//!   been filled under this tag. A recorder claims slot `pos` with one CAS (`pos + 1`, or the next
-//!   lap at the end of the ring): no division on the hot path. `laps * N + pos` is the number of
-//!   outcomes the tag has recorded.
+//! - `head` `[tag:16][kept:16][laps:8][pos:24]`: the next slot to write and how many times the
+//!   ring has been filled under this tag. A recorder claims slot `pos` with one CAS (`pos + 1`,
+//!   or the next lap at the end of the ring): no division on the hot path. `laps * N + pos` is
+//!   the number of outcomes recorded (folded into `retired` every 255 laps). `kept` is the tag
+//!   whose outcomes the sequence counts: the head's own tag, except in a *sealed* head (the
+//!   breaker left CLOSED), which keeps the closed generation's sequence for metrics. A recorder
+//!   that claimed a position and then finds itself late takes its claim back out of that kept
+//!   sequence if it is its own, so the sealed window shows only counted outcomes.
 //! - `slots[i]` `[tag:16][bits:16]`: the outcome last written at slot `i`. The recorder swaps its
 //!   outcome in with a CAS and learns which outcome fell out of the window.
 //! - `counts` `[tag:16][failures:24][slow:24]`: failures and slow calls in the window, changed
@@ -39,7 +43,8 @@ pub const MAX_SIZE: u32 = (1 << 23) - 1;
 
 const POS_MASK: u64 = (1 << 24) - 1;
 const LAPS_SHIFT: u32 = 24;
-const LAPS_MASK: u64 = (1 << 24) - 1;
+const LAPS_MASK: u64 = (1 << 8) - 1;
+const KEPT_SHIFT: u32 = 32;
 const TAG_SHIFT: u32 = 48;
 const FIELD_BITS: u32 = 24;
 const FIELD_MASK: u64 = (1 << FIELD_BITS) - 1;
@@ -70,8 +75,23 @@ fn laps_of(h: u64) -> u64 {
 }
 
 #[inline(always)]
-fn head(tag: Tag, laps: u64, pos: u64) -> u64 {
-    (tag.bits() << TAG_SHIFT) | ((laps & LAPS_MASK) << LAPS_SHIFT) | (pos & POS_MASK)
+fn kept_of(h: u64) -> Tag {
+    Tag::from_bits(h >> KEPT_SHIFT)
+}
+
+/// A head of `tag` whose sequence counts the outcomes of `kept`.
+#[inline(always)]
+fn head(tag: Tag, kept: Tag, laps: u64, pos: u64) -> u64 {
+    (tag.bits() << TAG_SHIFT)
+        | (kept.bits() << KEPT_SHIFT)
+        | ((laps & LAPS_MASK) << LAPS_SHIFT)
+        | (pos & POS_MASK)
+}
+
+/// `h` with another sequence position.
+#[inline(always)]
+fn moved(h: u64, laps: u64, pos: u64) -> u64 {
+    head(tag_of_head(h), kept_of(h), laps, pos)
 }
 
 #[inline]
@@ -112,7 +132,7 @@ impl CountWindow {
         // Slots start empty under the current tag.
         let empty = slot_value(tag, 0);
         CountWindow {
-            head: CachePadded::new(atomic_u64(head(tag, 0, 0))),
+            head: CachePadded::new(atomic_u64(head(tag, tag, 0, 0))),
             counts: CachePadded::new(atomic_u64(counts_word(tag, 0, 0))),
             retired: atomic_u64(0),
             sweeper: Sweeper::new(size),
@@ -135,9 +155,9 @@ impl CountWindow {
         if pos_of(h) + 1 < self.size {
             (h + 1, 0)
         } else if laps_of(h) < LAPS_MASK {
-            (head(tag_of_head(h), laps_of(h) + 1, 0), 0)
+            (moved(h, laps_of(h) + 1, 0), 0)
         } else {
-            (head(tag_of_head(h), 1, 0), laps_of(h) * self.size)
+            (moved(h, 1, 0), laps_of(h) * self.size)
         }
     }
 
@@ -159,8 +179,10 @@ impl CountWindow {
                     let (next, retire) = self.step(cur);
                     (next, pos_of(cur), retire)
                 }
-                Age::Older if keep => (head(tag, laps_of(cur), pos_of(cur)), 0, 0),
-                Age::Older => (head(tag, 0, claim as u64), 0, self.seq(cur)),
+                // Sealing keeps the sequence of the generation it counts (the head's own tag,
+                // or the one an earlier seal kept).
+                Age::Older if keep => (head(tag, kept_of(cur), laps_of(cur), pos_of(cur)), 0, 0),
+                Age::Older => (head(tag, tag, 0, claim as u64), 0, self.seq(cur)),
                 Age::Newer => return None,
             };
             match self
@@ -286,8 +308,27 @@ impl CountWindow {
     /// A record that claimed a position in `head` and then found a newer tag in its slot or in
     /// `counts` is late: take its claim back out of the lifetime total, so that it is counted
     /// as late only (not also as a call).
+    ///
+    /// Its claim is in exactly one place: in the sequence of a sealed head that still keeps
+    /// `tag`'s outcomes (then it comes out of that sequence, so the sealed window's calls match
+    /// its counts), or, once a reset moved the head on, in `retired` (where that reset put it).
     #[cold]
-    fn unclaim(&self) {
+    fn unclaim(&self, tag: Tag) {
+        // AcqRel / Acquire: see the orderings note in `window`.
+        let mut cur = self.head.load(Ordering::Acquire);
+        while kept_of(cur) == tag && tag_of_head(cur) != tag && self.seq(cur) > 0 {
+            let next = match (laps_of(cur), pos_of(cur)) {
+                (laps, 0) => moved(cur, laps - 1, self.size - 1),
+                (laps, pos) => moved(cur, laps, pos - 1),
+            };
+            match self
+                .head
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return,
+                Err(found) => cur = found,
+            }
+        }
         // AcqRel: a lifetime total, read only for metrics. Wrapping: `retired` may dip below
         // the calls still counted in `head`; their sum stays exact.
         self.retired.fetch_sub(1, Ordering::AcqRel);
@@ -314,7 +355,7 @@ impl CountWindow {
                 Age::Current => cur & 0xFFFF,
                 Age::Older => 0,
                 Age::Newer => {
-                    self.unclaim();
+                    self.unclaim(tag);
                     return Recorded::Late;
                 }
             };
@@ -332,7 +373,7 @@ impl CountWindow {
         match self.adjust_counts(tag, d_fail, d_slow, false) {
             Some(c) => Recorded::Counted(want_counts.then(|| self.decode(h, c, tag))),
             None => {
-                self.unclaim();
+                self.unclaim(tag);
                 Recorded::Late
             }
         }
@@ -495,5 +536,60 @@ mod tests {
         let word = counts_word(t(3), -2, 5);
         assert_eq!(field(word, FIELD_BITS), -2);
         assert_eq!(field(word, 0), 5);
+    }
+
+    #[test]
+    fn a_late_claim_leaves_the_sealed_window() {
+        // B claims a position, A records and the breaker seals, then B finds itself late.
+        let w = CountWindow::new(2, t(0));
+        let (h, pos) = w.advance_head(t(0), true, false).unwrap();
+        rec(&w, 0, FAILED);
+        w.seal(t(1));
+        assert_eq!(
+            w.write_slot(&w.slots[pos as usize], t(0), FAILED, h, false),
+            Recorded::Late
+        );
+        assert_eq!(
+            w.counts(t(1)),
+            Counts {
+                calls: 1,
+                failures: 1,
+                slow: 0
+            }
+        );
+        assert_eq!(w.lifetime_calls(), 1);
+        // After a reset the claim would be in `retired`: the total stays exact either way.
+        let (h, pos) = w.advance_head(t(1), true, false).unwrap();
+        w.reset(t(2));
+        w.write_slot(&w.slots[pos as usize], t(1), 0, h, false);
+        assert_eq!(w.lifetime_calls(), 1);
+    }
+
+    #[test]
+    fn every_slot_is_swept_within_sweep_span_generations() {
+        use crate::window::tag::{Age, SWEEP_SPAN};
+        let w = CountWindow::new(MAX_SIZE.min(100_000), t(0));
+        for _ in 0..1_000 {
+            rec(&w, 0, FAILED);
+        }
+        // A long outage: seals only, nothing recorded.
+        let mut gen = 0u32;
+        for _ in 0..3 {
+            for _ in 0..SWEEP_SPAN {
+                gen += 1;
+                w.seal(t(gen));
+            }
+            for (i, slot) in w.slots.iter().enumerate() {
+                let stored = tag_of_slot(slot.load(Ordering::Relaxed));
+                assert!(
+                    t(gen).since(stored) <= SWEEP_SPAN,
+                    "slot {i} lags {} generations",
+                    t(gen).since(stored)
+                );
+                assert_ne!(t(gen).age_of(stored), Age::Newer);
+            }
+        }
+        w.reset(t(gen + 1));
+        assert_eq!(rec(&w, gen + 1, FAILED).failures, 1);
     }
 }
