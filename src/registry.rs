@@ -4,21 +4,6 @@
 //! Lookups go through [`papaya`], a lock-free concurrent hash map (hashed with `foldhash`, a
 //! fast non-cryptographic hasher): reading an existing breaker takes no lock. Hold on to the
 //! returned `Arc` where you can; a lookup per call costs a hash of the name and an `Arc` clone.
-//!
-//! # Bounded
-//! A registry holds at most [`capacity_limit`](Registry::capacity_limit) breakers
-//! ([`Registry::DEFAULT_CAPACITY_LIMIT`](Registry::<DefaultClock>::DEFAULT_CAPACITY_LIMIT) unless set with
-//! [`with_capacity_limit`](Registry::with_capacity_limit)); breakers are never removed. Once
-//! full, [`try_get`](Registry::try_get) of a new name returns [`RegistryFull`] and
-//! [`get`](Registry::get) of a new name returns the shared [overflow breaker](Registry::overflow).
-//! Names that already have a breaker keep working. Keys taken from requests (hosts, paths) can be
-//! chosen by an attacker; the bound keeps them from growing the registry without end (and bounds
-//! the cost of colliding names: `foldhash` is only minimally resistant to hash flooding).
-//!
-//! # Creation and listeners
-//! Creating a breaker and registering a listener ([`on_event`](Registry::on_event)) take one
-//! registry-wide lock, so a listener reaches every breaker, existing or future, exactly once.
-//! Getting an existing breaker takes no lock.
 
 use crate::breaker::{CircuitBreaker, DefaultClock};
 use crate::clock::Clock;
@@ -51,8 +36,7 @@ const OVERFLOW: &str = "(overflow)";
 /// assert_eq!(registry.metrics().len(), 2);
 /// ```
 ///
-/// At most [`capacity_limit`](Self::capacity_limit) breakers (see the
-/// [module documentation](self)):
+/// At most [`capacity_limit`](Self::capacity_limit) breakers:
 ///
 /// ```
 /// use breakerbox::{Config, Registry};
@@ -65,6 +49,22 @@ const OVERFLOW: &str = "(overflow)";
 /// assert_eq!(registry.get("c").name(), Registry::OVERFLOW); // the shared overflow breaker
 /// assert_eq!(registry.len(), 2);
 /// ```
+///
+/// # Bounded
+/// A registry holds at most [`capacity_limit`](Registry::capacity_limit) breakers
+/// ([`Registry::DEFAULT_CAPACITY_LIMIT`](Registry::<DefaultClock>::DEFAULT_CAPACITY_LIMIT),
+/// 10,000, unless set with
+/// [`with_capacity_limit`](Registry::with_capacity_limit)); breakers are never removed. Once
+/// full, [`try_get`](Registry::try_get) of a new name returns [`RegistryFull`] and
+/// [`get`](Registry::get) of a new name returns the shared [overflow breaker](Registry::overflow).
+/// Names that already have a breaker keep working. Keys taken from requests (hosts, paths) can be
+/// chosen by an attacker; the bound keeps them from growing the registry without end (and bounds
+/// the cost of colliding names: `foldhash` is only minimally resistant to hash flooding).
+///
+/// # Creation and listeners
+/// Creating a breaker and registering a listener ([`on_event`](Registry::on_event)) take one
+/// registry-wide lock, so a listener reaches every breaker, existing or future, exactly once.
+/// Getting an existing breaker takes no lock.
 pub struct Registry<C: Clock + Clone = DefaultClock> {
     default: Config,
     overrides: papaya::HashMap<String, Config, Hasher>,
