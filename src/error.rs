@@ -123,3 +123,43 @@ impl<E: std::error::Error + 'static> std::error::Error for CallError<E> {
         }
     }
 }
+
+/// [`Registry::try_get`](crate::Registry::try_get) did not create a breaker: the registry
+/// already holds its maximum number of breakers (see
+/// [`Registry::with_capacity_limit`](crate::Registry::with_capacity_limit)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegistryFull {
+    pub(crate) limit: usize,
+}
+
+impl RegistryFull {
+    /// The registry's maximum number of breakers.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+}
+
+impl std::fmt::Display for RegistryFull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the registry holds its maximum of {} breakers",
+            self.limit
+        )
+    }
+}
+
+impl std::error::Error for RegistryFull {}
+
+/// [`Registry::with_capacity_limit`](crate::Registry::with_capacity_limit) was given `0`: a
+/// registry must be able to hold at least one breaker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZeroCapacity;
+
+impl std::fmt::Display for ZeroCapacity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a registry's capacity limit must be at least 1")
+    }
+}
+
+impl std::error::Error for ZeroCapacity {}

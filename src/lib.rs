@@ -76,7 +76,7 @@ pub use breaker::{CircuitBreaker, DefaultClock};
 pub use clock::QuantaClock;
 pub use clock::{Clock, ManualClock, COARSE_GRANULARITY};
 pub use config::{Builder, Config, ConfigError, WindowConfig};
-pub use error::{CallError, Rejected};
+pub use error::{CallError, RegistryFull, Rejected, ZeroCapacity};
 pub use events::{Event, EventKind, Listener, Outcome, Transition, TransitionReason};
 pub use metrics::Metrics;
 #[cfg(feature = "metrics")]

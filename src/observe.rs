@@ -23,8 +23,17 @@
 //! The listener runs on the calling thread for every recorded outcome and rejection, and the
 //! facade looks the metric up by name and labels each time: a few hundred nanoseconds per call
 //! with a typical recorder. Breakers without listeners pay nothing.
+//!
+//! # The state gauge under racing transitions
+//! Transition events of racing threads can reach a listener out of order. Each listener keeps,
+//! per breaker name and under a lock taken for transitions only, the generation of the last
+//! state it exported, and ignores a transition older than that (generations wrap; one more
+//! than 2^20 transitions behind counts as newer). Once transitions stop, `breakerbox_state`
+//! shows the breaker's state.
 
 use crate::{CircuitBreaker, Clock, Event, EventKind, Outcome, State};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 const STATES: [State; 6] = [
     State::Closed,
@@ -35,18 +44,59 @@ const STATES: [State; 6] = [
     State::MetricsOnly,
 ];
 
+/// The width of [`Transition::generation`](crate::Transition::generation): `GEN_BITS` in
+/// `src/state.rs`, which is private to that module (the test `generation_width` pins it).
+const GEN_BITS: u32 = 21;
+const GEN_MASK: u32 = (1 << GEN_BITS) - 1;
+
+/// Whether generation `g` is not older than `last`, modulo 2^GEN_BITS: `g` is at most half the
+/// range ahead of `last`.
+fn not_older(g: u32, last: u32) -> bool {
+    g.wrapping_sub(last) & GEN_MASK < 1 << (GEN_BITS - 1)
+}
+
+/// Per breaker name, the generation of the state last exported to `breakerbox_state`.
+#[derive(Default)]
+struct StateGauge {
+    last: Mutex<HashMap<String, u32>>,
+}
+
+impl StateGauge {
+    /// Exports `state` as the state of `breaker` unless a newer generation was exported.
+    fn apply(&self, breaker: &str, generation: u32, state: State) {
+        // A panic under the lock (in a recorder) leaves the map consistent.
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        match last.get_mut(breaker) {
+            Some(g) if !not_older(generation, *g) => return,
+            Some(g) => *g = generation,
+            None => {
+                last.insert(breaker.to_string(), generation);
+            }
+        }
+        // Under the lock: two transitions never interleave their gauge writes.
+        set_state_gauge(breaker, state);
+    }
+}
+
 /// A listener that reports every event of the breakers it is registered on to the `metrics`
 /// facade (see the [module documentation](self)). Register it with
 /// [`CircuitBreaker::on_event`] or [`Registry::on_event`](crate::Registry::on_event).
 pub fn metrics_listener() -> impl Fn(&Event<'_>) + Send + Sync + 'static {
-    record_event
+    let gauge = StateGauge::default();
+    move |e| record_event(&gauge, e)
 }
 
 /// Registers [`metrics_listener`] on `breaker` and sets its state gauge to the current state
 /// (the gauge otherwise only moves on the first transition).
 pub fn install_metrics<C: Clock>(breaker: &CircuitBreaker<C>) {
-    set_state_gauge(breaker.name(), breaker.state());
-    breaker.on_event(metrics_listener());
+    let gauge = Arc::new(StateGauge::default());
+    let listener_gauge = Arc::clone(&gauge);
+    breaker.on_event(move |e| record_event(&listener_gauge, e));
+    // The generation first, then the state: the state read is of that generation or a later
+    // one (two loads of one atomic), so a transition event carrying a later generation still
+    // replaces it, and one the listener already applied makes this stale snapshot ignored.
+    let generation = breaker.generation();
+    gauge.apply(breaker.name(), generation, breaker.state());
 }
 
 fn set_state_gauge(breaker: &str, current: State) {
@@ -60,7 +110,7 @@ fn set_state_gauge(breaker: &str, current: State) {
     }
 }
 
-fn record_event(e: &Event<'_>) {
+fn record_event(gauge: &StateGauge, e: &Event<'_>) {
     let breaker = e.breaker.to_string();
     match e.kind {
         EventKind::Recorded { outcome, slow } => {
@@ -95,23 +145,12 @@ fn record_event(e: &Event<'_>) {
         EventKind::Transition(t) => {
             ::metrics::counter!(
                 "breakerbox_transitions_total",
-                "breaker" => breaker.clone(),
+                "breaker" => breaker,
                 "from" => t.from.as_str(),
                 "to" => t.to.as_str()
             )
             .increment(1);
-            ::metrics::gauge!(
-                "breakerbox_state",
-                "breaker" => breaker.clone(),
-                "state" => t.from.as_str()
-            )
-            .set(0.0);
-            ::metrics::gauge!(
-                "breakerbox_state",
-                "breaker" => breaker,
-                "state" => t.to.as_str()
-            )
-            .set(1.0);
+            gauge.apply(e.breaker, t.generation, t.to);
         }
     }
 }
@@ -122,9 +161,7 @@ mod tests {
     use ::metrics::{
         Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
     };
-    use std::collections::HashMap;
     use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::{Arc, Mutex};
 
     /// Keeps every counter and gauge, keyed by `name{label=value,...}`.
     #[derive(Default)]
@@ -201,5 +238,109 @@ mod tests {
         );
         assert_eq!(rec.gauge("breakerbox_state{breaker=db,state=closed}"), 0.0);
         assert_eq!(rec.gauge("breakerbox_state{breaker=db,state=open}"), 1.0);
+    }
+
+    /// The exported state of every breaker: the state gauge that is 1, and the number of
+    /// gauges that are 1.
+    fn exported_state(rec: &TestRecorder, breaker: &str) -> (Option<State>, usize) {
+        let on: Vec<State> = STATES
+            .into_iter()
+            .filter(|s| {
+                rec.gauge(&format!(
+                    "breakerbox_state{{breaker={breaker},state={}}}",
+                    s.as_str()
+                )) == 1.0
+            })
+            .collect();
+        (on.first().copied(), on.len())
+    }
+
+    /// Threads racing manual transitions deliver their events in any order; once they stop,
+    /// the state gauge shows the breaker's state (issue 9, defect 6: a late event of an older
+    /// transition overwrote it).
+    #[test]
+    fn state_gauge_is_the_final_state_after_racing_transitions() {
+        const THREADS: usize = 4;
+        let rec = Arc::new(TestRecorder::default());
+        for round in 0..300 {
+            let name = format!("race{round}");
+            let b = Arc::new(
+                CircuitBreaker::builder()
+                    .name(name.as_str())
+                    .clock(crate::ManualClock::new())
+                    .build()
+                    .expect("valid config"),
+            );
+            ::metrics::with_local_recorder(&*rec, || install_metrics(&b));
+            let barrier = Arc::new(std::sync::Barrier::new(THREADS));
+            let handles: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let (b, rec, barrier) = (b.clone(), rec.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        ::metrics::with_local_recorder(&*rec, || {
+                            barrier.wait();
+                            for i in 0..20 {
+                                match (t + i) % 4 {
+                                    0 => b.force_open(),
+                                    1 => b.disable(),
+                                    2 => b.metrics_only(),
+                                    _ => b.reset(),
+                                }
+                            }
+                        });
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().expect("thread panicked");
+            }
+            assert_eq!(
+                exported_state(&rec, &name),
+                (Some(b.state()), 1),
+                "round {round}"
+            );
+        }
+    }
+
+    /// `GEN_BITS` here is the width of the generations breakers report: they wrap to 0 after
+    /// 2^GEN_BITS transitions.
+    #[test]
+    fn generation_width() {
+        let b = CircuitBreaker::builder()
+            .clock(crate::ManualClock::new())
+            .build()
+            .expect("valid config");
+        for _ in 0..(1u32 << (GEN_BITS - 1)) - 1 {
+            b.force_open();
+            b.reset();
+        }
+        b.force_open();
+        assert_eq!(b.generation(), GEN_MASK);
+        b.reset();
+        assert_eq!(b.generation(), 0);
+    }
+
+    #[test]
+    fn generation_order_wraps() {
+        assert!(not_older(5, 5));
+        assert!(not_older(6, 5));
+        assert!(!not_older(4, 5));
+        assert!(not_older(0, GEN_MASK));
+        assert!(!not_older(GEN_MASK, 0));
+        assert!(not_older(3, GEN_MASK - 2));
+        assert!(not_older((1 << (GEN_BITS - 1)) - 1, 0));
+        assert!(!not_older(1 << (GEN_BITS - 1), 0));
+    }
+
+    /// A transition event older than the state already exported changes no gauge.
+    #[test]
+    fn late_transition_event_is_ignored() {
+        let rec = TestRecorder::default();
+        let gauge = StateGauge::default();
+        ::metrics::with_local_recorder(&rec, || {
+            gauge.apply("db", 7, State::Open);
+            gauge.apply("db", 6, State::Closed);
+        });
+        assert_eq!(exported_state(&rec, "db"), (Some(State::Open), 1));
     }
 }

@@ -2,18 +2,22 @@
 //! get-or-create, metrics of all.
 //!
 //! Lookups go through [`papaya`], a lock-free concurrent hash map (hashed with `foldhash`, a
-//! fast non-cryptographic hasher; names are chosen by the application, not by attackers):
-//! reading an existing breaker takes no lock. Hold on to the returned `Arc` where you can; a
-//! lookup per call costs a hash of the name and an `Arc` clone.
+//! fast non-cryptographic hasher): reading an existing breaker takes no lock. Hold on to the
+//! returned `Arc` where you can; a lookup per call costs a hash of the name and an `Arc` clone.
 
 use crate::breaker::{CircuitBreaker, DefaultClock};
 use crate::clock::Clock;
 use crate::config::{Builder, Config, ConfigError};
+use crate::error::{RegistryFull, ZeroCapacity};
 use crate::events::Listener;
 use crate::metrics::Metrics;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 type Hasher = foldhash::fast::RandomState;
+
+const DEFAULT_CAPACITY_LIMIT: usize = 10_000;
+const OVERFLOW: &str = "(overflow)";
 
 /// Named breakers sharing one clock and, unless overridden per name, one configuration.
 ///
@@ -31,44 +35,136 @@ type Hasher = foldhash::fast::RandomState;
 /// assert_eq!(registry.get("inventory").config(), &Config::default());
 /// assert_eq!(registry.metrics().len(), 2);
 /// ```
+///
+/// At most [`capacity_limit`](Self::capacity_limit) breakers:
+///
+/// ```
+/// use breakerbox::{Config, Registry};
+///
+/// let registry = Registry::new(Config::default()).with_capacity_limit(2).unwrap();
+/// registry.get("a");
+/// registry.get("b");
+/// assert!(registry.try_get("c").is_err()); // full: nothing created
+/// assert!(registry.try_get("a").is_ok()); // existing names keep working
+/// assert_eq!(registry.get("c").name(), Registry::OVERFLOW); // the shared overflow breaker
+/// assert_eq!(registry.len(), 2);
+/// ```
+///
+/// # Bounded
+/// A registry holds at most [`capacity_limit`](Registry::capacity_limit) breakers
+/// ([`Registry::DEFAULT_CAPACITY_LIMIT`](Registry::<DefaultClock>::DEFAULT_CAPACITY_LIMIT),
+/// 10,000, unless set with
+/// [`with_capacity_limit`](Registry::with_capacity_limit)); breakers are never removed. Once
+/// full, [`try_get`](Registry::try_get) of a new name returns [`RegistryFull`] and
+/// [`get`](Registry::get) of a new name returns the shared [overflow breaker](Registry::overflow).
+/// Names that already have a breaker keep working. Keys taken from requests (hosts, paths) can be
+/// chosen by an attacker; the bound keeps them from growing the registry without end (and bounds
+/// the cost of colliding names: `foldhash` is only minimally resistant to hash flooding).
+///
+/// # Creation and listeners
+/// Creating a breaker and registering a listener ([`on_event`](Registry::on_event)) take one
+/// registry-wide lock, so a listener reaches every breaker, existing or future, exactly once.
+/// Getting an existing breaker takes no lock.
 pub struct Registry<C: Clock + Clone = DefaultClock> {
     default: Config,
     overrides: papaya::HashMap<String, Config, Hasher>,
     breakers: papaya::HashMap<String, Arc<CircuitBreaker<C>>, Hasher>,
     clock: C,
-    listeners: arc_swap::ArcSwap<Vec<Listener>>,
+    /// The registry's listeners. The lock also serialises every change of the breaker set
+    /// (creating a breaker, attaching listeners to it, inserting it; `overflow` included) with
+    /// every listener registration: that is what makes "each breaker gets each listener once"
+    /// hold. Lookups of existing breakers never take it.
+    listeners: Mutex<Vec<Listener>>,
+    /// Breakers in `breakers`. Written only under `listeners`' lock, after the insert; it never
+    /// decreases (breakers are never removed).
+    count: AtomicUsize,
+    limit: usize,
+    /// Shared by the names that found the registry full; set only under `listeners`' lock.
+    overflow: OnceLock<Arc<CircuitBreaker<C>>>,
 }
 
 impl Registry<DefaultClock> {
-    /// A registry whose breakers use `default` unless configured by name. The configuration is
-    /// validated when a breaker is created; an invalid default falls back to
-    /// [`Config::default`] (use [`Registry::try_new`] to be told).
+    /// The capacity limit of a new registry: 10,000 breakers.
+    pub const DEFAULT_CAPACITY_LIMIT: usize = DEFAULT_CAPACITY_LIMIT;
+
+    /// The name of the [overflow breaker](Self::overflow): [`get`](Self::get) of this name
+    /// returns it, and [`configure`](Self::configure) of this name configures it.
+    pub const OVERFLOW: &'static str = OVERFLOW;
+
+    /// A registry whose breakers use `default` unless configured by name, holding at most
+    /// [`DEFAULT_CAPACITY_LIMIT`](Self::DEFAULT_CAPACITY_LIMIT) breakers (see
+    /// [`with_capacity_limit`](Self::with_capacity_limit)).
+    ///
+    /// An invalid `default` is replaced by [`Config::default`] (with a `tracing` warning under
+    /// the `tracing` feature; [`default_config`](Self::default_config) shows which applies).
+    /// Use [`Registry::try_new`] to get the [`ConfigError`] instead.
     pub fn new(default: Config) -> Self {
         Self::with_clock(default, DefaultClock::default())
     }
 
     /// Like [`Registry::new`], but rejects an invalid default configuration.
     pub fn try_new(default: Config) -> Result<Self, ConfigError> {
-        default.validate()?;
-        Ok(Self::new(default))
+        Self::try_with_clock(default, DefaultClock::default())
     }
 }
 
 impl<C: Clock + Clone> Registry<C> {
     /// A registry on a given clock (a [`ManualClock`](crate::ManualClock) in tests).
+    ///
+    /// An invalid `default` is replaced by [`Config::default`], as in [`Registry::new`]; use
+    /// [`Registry::try_with_clock`] to get the [`ConfigError`] instead.
     pub fn with_clock(default: Config, clock: C) -> Self {
-        let default = if default.validate().is_ok() {
-            default
-        } else {
-            Config::default()
+        let default = match default.validate() {
+            Ok(()) => default,
+            Err(_e) => {
+                #[cfg(feature = "tracing")]
+                tracing::warn!(
+                    error = %_e,
+                    "invalid default configuration for a breakerbox Registry; using Config::default()"
+                );
+                Config::default()
+            }
         };
+        Self::from_valid(default, clock)
+    }
+
+    /// Like [`Registry::with_clock`], but rejects an invalid default configuration.
+    pub fn try_with_clock(default: Config, clock: C) -> Result<Self, ConfigError> {
+        default.validate()?;
+        Ok(Self::from_valid(default, clock))
+    }
+
+    fn from_valid(default: Config, clock: C) -> Self {
         Registry {
             default,
             overrides: papaya::HashMap::with_hasher(Hasher::default()),
             breakers: papaya::HashMap::with_hasher(Hasher::default()),
             clock,
-            listeners: arc_swap::ArcSwap::from_pointee(Vec::new()),
+            listeners: Mutex::new(Vec::new()),
+            count: AtomicUsize::new(0),
+            limit: DEFAULT_CAPACITY_LIMIT,
+            overflow: OnceLock::new(),
         }
+    }
+
+    /// Sets the maximum number of breakers (the [overflow breaker](Self::overflow) not
+    /// counted); `0` is refused. Breakers already created stay, even above the new limit.
+    pub fn with_capacity_limit(mut self, limit: usize) -> Result<Self, ZeroCapacity> {
+        if limit == 0 {
+            return Err(ZeroCapacity);
+        }
+        self.limit = limit;
+        Ok(self)
+    }
+
+    /// The maximum number of breakers.
+    pub fn capacity_limit(&self) -> usize {
+        self.limit
+    }
+
+    /// The configuration of breakers not configured by name.
+    pub fn default_config(&self) -> &Config {
+        &self.default
     }
 
     /// Sets the configuration for `name`, validated now. Applies to a breaker created after
@@ -79,26 +175,91 @@ impl<C: Clock + Clone> Registry<C> {
         Ok(())
     }
 
-    /// Registers a listener on every breaker, existing and future.
+    /// Registers a listener on every breaker, existing and future (the overflow breaker
+    /// included), exactly once each.
     pub fn on_event(&self, listener: impl Fn(&crate::Event<'_>) + Send + Sync + 'static) {
         let l: Listener = Arc::new(listener);
-        self.listeners.rcu(|cur| {
-            let mut v = Vec::clone(cur);
-            v.push(l.clone());
-            v
-        });
+        let mut listeners = self.lock();
+        listeners.push(l.clone());
+        // Every insert into `breakers` happened under this lock, so the iteration sees them all,
+        // and a breaker created after we release it copies `listeners`, which now holds `l`.
         for (_, b) in self.breakers.pin().iter() {
             b.add_listener(l.clone());
+        }
+        if let Some(b) = self.overflow.get() {
+            b.add_listener(l);
         }
     }
 
     /// The breaker named `name`, created from its configuration on first use. Concurrent
     /// first calls for one name all get the same breaker.
+    ///
+    /// When the registry is full (see [`capacity_limit`](Self::capacity_limit)) and `name` has
+    /// no breaker, returns the shared [overflow breaker](Self::overflow) instead of creating
+    /// one; [`try_get`](Self::try_get) reports that case. Never panics.
     pub fn get(&self, name: &str) -> Arc<CircuitBreaker<C>> {
+        self.try_get(name).unwrap_or_else(|_| self.overflow())
+    }
+
+    /// The breaker named `name`, created from its configuration on first use, or
+    /// [`RegistryFull`] when `name` has no breaker and the registry holds
+    /// [`capacity_limit`](Self::capacity_limit) breakers.
+    ///
+    /// [`Registry::OVERFLOW`](Registry::<DefaultClock>::OVERFLOW) names the overflow breaker,
+    /// which always exists.
+    pub fn try_get(&self, name: &str) -> Result<Arc<CircuitBreaker<C>>, RegistryFull> {
         let map = self.breakers.pin();
         if let Some(b) = map.get(name) {
+            return Ok(Arc::clone(b));
+        }
+        if name == OVERFLOW {
+            return Ok(self.overflow());
+        }
+        // Acquire: pairs with the Release store in `create`, so when we see the registry full,
+        // every insert (all happen before that store) is visible to the lookup below. A full
+        // registry stays full, so new names are refused here without taking the lock.
+        if self.count.load(Ordering::Acquire) >= self.limit {
+            return match map.get(name) {
+                Some(b) => Ok(Arc::clone(b)),
+                None => Err(self.full()),
+            };
+        }
+        let listeners = self.lock();
+        if let Some(b) = map.get(name) {
+            return Ok(Arc::clone(b));
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        if count >= self.limit {
+            return Err(self.full());
+        }
+        let created = self.create(name, &listeners);
+        map.insert(name.to_string(), Arc::clone(&created));
+        // Release: publishes the insert to the Acquire load above (see there).
+        self.count.store(count + 1, Ordering::Release);
+        Ok(created)
+    }
+
+    /// The breaker shared by every name that found the registry full (named
+    /// [`Registry::OVERFLOW`](Registry::<DefaultClock>::OVERFLOW), configured like any name), created on first use. It is not one
+    /// of [`names`](Self::names) and not counted in [`len`](Self::len); [`metrics`](Self::metrics)
+    /// shows it once created.
+    ///
+    /// Sharing one breaker makes the overflow names fail together: when they trip it, all of
+    /// them are rejected until it closes. Names that have their own breaker are unaffected.
+    pub fn overflow(&self) -> Arc<CircuitBreaker<C>> {
+        if let Some(b) = self.overflow.get() {
             return Arc::clone(b);
         }
+        let listeners = self.lock();
+        Arc::clone(
+            self.overflow
+                .get_or_init(|| self.create(OVERFLOW, &listeners)),
+        )
+    }
+
+    /// A new breaker for `name` with the registry's listeners. Called under the lock that
+    /// guards `listeners`.
+    fn create(&self, name: &str, listeners: &[Listener]) -> Arc<CircuitBreaker<C>> {
         let config = self
             .overrides
             .pin()
@@ -118,10 +279,20 @@ impl<C: Clock + Clone> Registry<C> {
                     Some(name.to_string()),
                 ))
             });
-        for l in self.listeners.load().iter() {
+        for l in listeners {
             created.add_listener(l.clone());
         }
-        Arc::clone(map.get_or_insert(name.to_string(), created))
+        created
+    }
+
+    fn full(&self) -> RegistryFull {
+        RegistryFull { limit: self.limit }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Listener>> {
+        // A panic under this lock leaves the list and the map consistent (each is updated
+        // by one call that completes or not), so a poisoned lock is still usable.
+        self.listeners.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The breaker named `name`, if it exists.
@@ -129,14 +300,14 @@ impl<C: Clock + Clone> Registry<C> {
         self.breakers.pin().get(name).cloned()
     }
 
-    /// Names of all breakers.
+    /// Names of all breakers (not the overflow breaker).
     pub fn names(&self) -> Vec<String> {
         let mut v: Vec<String> = self.breakers.pin().keys().cloned().collect();
         v.sort();
         v
     }
 
-    /// Number of breakers.
+    /// Number of breakers (not the overflow breaker).
     pub fn len(&self) -> usize {
         self.breakers.len()
     }
@@ -146,10 +317,11 @@ impl<C: Clock + Clone> Registry<C> {
         self.breakers.is_empty()
     }
 
-    /// Metrics of every breaker, sorted by name.
+    /// Metrics of every breaker, sorted by name, then of the overflow breaker if it was created.
     pub fn metrics(&self) -> Vec<Metrics> {
         let mut v: Vec<Metrics> = self.breakers.pin().values().map(|b| b.metrics()).collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
+        v.extend(self.overflow.get().map(|b| b.metrics()));
         v
     }
 }
@@ -158,6 +330,7 @@ impl<C: Clock + Clone> std::fmt::Debug for Registry<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registry")
             .field("breakers", &self.len())
+            .field("capacity_limit", &self.limit)
             .finish()
     }
 }

@@ -1,6 +1,8 @@
 //! The layer.
 
 use super::classify::{ByStatus, DefaultClassifier};
+#[cfg(feature = "axum")]
+use super::select::ByRoute;
 use super::select::{ByHost, ByPath, Keyed};
 use super::service::{CircuitBreakerService, Options};
 use crate::{CircuitBreaker, Clock, DefaultClock, Outcome, Registry};
@@ -32,14 +34,25 @@ impl<C: Clock> CircuitBreakerLayer<Arc<CircuitBreaker<C>>> {
 }
 
 impl<C: Clock + Clone> CircuitBreakerLayer<Keyed<ByPath, C>> {
-    /// One breaker per route, from `registry` (see [`ByPath`]).
+    /// One breaker per path, from `registry` (see [`ByPath`]): axum's matched route when
+    /// present, else the raw path. On a server prefer [`per_route`](Self::per_route).
     pub fn per_path(registry: Arc<Registry<C>>) -> Self {
         Self::with_selector(Keyed::new(registry, ByPath))
     }
 }
 
+#[cfg(feature = "axum")]
+impl<C: Clock + Clone> CircuitBreakerLayer<Keyed<ByRoute, C>> {
+    /// One breaker per axum route, from `registry` (see [`ByRoute`]): the route template, never
+    /// the raw path, so clients cannot create breakers by inventing paths.
+    pub fn per_route(registry: Arc<Registry<C>>) -> Self {
+        Self::with_selector(Keyed::new(registry, ByRoute))
+    }
+}
+
 impl<C: Clock + Clone> CircuitBreakerLayer<Keyed<ByHost, C>> {
-    /// One breaker per host, from `registry` (see [`ByHost`]).
+    /// One breaker per upstream host, from `registry` (see [`ByHost`]); meant for tower
+    /// clients.
     pub fn per_host(registry: Arc<Registry<C>>) -> Self {
         Self::with_selector(Keyed::new(registry, ByHost))
     }
@@ -47,7 +60,8 @@ impl<C: Clock + Clone> CircuitBreakerLayer<Keyed<ByHost, C>> {
 
 impl<K, C: Clock + Clone> CircuitBreakerLayer<Keyed<K, C>> {
     /// One breaker per key, from `registry`; `key` is a [`KeyFn`](super::KeyFn), such as a
-    /// `Fn(&Request<B>) -> String` closure. Keys must come from a bounded set.
+    /// `Fn(&Request<B>) -> String` closure. Keys should come from a bounded set; past the
+    /// registry's capacity limit, new keys share its overflow breaker (see [`Keyed`]).
     pub fn keyed(registry: Arc<Registry<C>>, key: K) -> Self {
         Self::with_selector(Keyed::new(registry, key))
     }

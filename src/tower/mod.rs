@@ -73,6 +73,8 @@ pub use error::{handle_box_error, handle_error};
 pub use error::{BreakerError, CircuitOpen};
 pub use future::ResponseFuture;
 pub use layer::CircuitBreakerLayer;
+#[cfg(feature = "axum")]
+pub use select::ByRoute;
 pub use select::{ByHost, ByPath, KeyFn, Keyed, SelectBreaker};
 pub use service::{Admission, CircuitBreakerService};
 
