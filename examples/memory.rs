@@ -135,7 +135,9 @@ fn main() {
     let names: Vec<String> = (0..100_000).map(|i| format!("service-{i:06}")).collect();
     let rss0 = rss_kib();
     let (reg, heap) = heap_of(|| {
-        let reg = Registry::new(Config::default());
+        let reg = Registry::new(Config::default())
+            .with_capacity_limit(100_000)
+            .expect("a non-zero limit");
         for n in &names {
             reg.get(n);
         }

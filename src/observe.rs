@@ -44,9 +44,8 @@ const STATES: [State; 6] = [
     State::MetricsOnly,
 ];
 
-/// The width of [`Transition::generation`](crate::Transition::generation): `GEN_BITS` in
-/// `src/state.rs`, which is private to that module (the test `generation_width` pins it).
-const GEN_BITS: u32 = 21;
+/// The width of [`Transition::generation`](crate::Transition::generation).
+use crate::state::GEN_BITS;
 const GEN_MASK: u32 = (1 << GEN_BITS) - 1;
 
 /// Whether generation `g` is not older than `last`, modulo 2^GEN_BITS: `g` is at most half the

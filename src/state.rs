@@ -53,7 +53,8 @@ use crossbeam_utils::CachePadded;
 use std::time::Duration;
 
 const KIND_BITS: u32 = 3;
-const GEN_BITS: u32 = 21;
+/// Width of the generation (also [`Transition::generation`](crate::Transition)'s range).
+pub(crate) const GEN_BITS: u32 = 21;
 const GEN_SHIFT: u32 = KIND_BITS;
 const PAYLOAD_SHIFT: u32 = KIND_BITS + GEN_BITS;
 const KIND_MASK: u64 = (1 << KIND_BITS) - 1;

@@ -26,6 +26,7 @@ pub(crate) const TAG_BITS: u32 = 3;
 
 const TAG_MASK: u32 = (1 << TAG_BITS) - 1;
 const HALF: u32 = 1 << (TAG_BITS - 1);
+const _: () = assert!(SWEEP_SPAN >= 1 && SWEEP_SPAN < HALF / 2);
 
 /// Tag advances over which a window's sweep visits every one of its cells: an eighth of the tag
 /// space (8,192 generations; 1 with 3-bit tags). Stored tags therefore never fall more than
@@ -90,39 +91,6 @@ impl Tag {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_distance_has_exactly_one_age() {
-        let me = Tag::of(5);
-        let mut older = 0;
-        let mut newer = 0;
-        for d in 0..(1u32 << TAG_BITS) {
-            match me.age_of(me.minus(d)) {
-                Age::Current => assert_eq!(d, 0),
-                Age::Older => older += 1,
-                Age::Newer => newer += 1,
-            }
-        }
-        assert_eq!(older, HALF - 1);
-        assert_eq!(newer, HALF);
-        assert_eq!(me.age_of(Tag::of(6)), Age::Newer);
-        assert_eq!(Tag::of(6).age_of(me), Age::Older);
-    }
-
-    #[test]
-    fn tags_wrap_and_round_trip() {
-        let top = Tag::of(TAG_MASK);
-        assert_eq!(Tag::of(TAG_MASK + 1), Tag::of(0));
-        assert_eq!(Tag::of(0).age_of(top), Age::Older);
-        assert_eq!(Tag::of(0).since(top), 1);
-        assert_eq!(Tag::from_bits(top.bits()), top);
-        assert!(SWEEP_SPAN >= 1 && SWEEP_SPAN < HALF);
-    }
-}
-
 /// The sweep that keeps a window's stored tags comparable: the thread that moves a window `d`
 /// generations forward visits the next `d * ceil(cells / SWEEP_SPAN)` cells (at most all of
 /// them), handed out by a shared cursor, and the window's `visit` rewrites a cell whose tag is
@@ -156,5 +124,37 @@ impl Sweeper {
         for i in 0..n {
             visit((start.wrapping_add(i) % self.cells) as usize);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_distance_has_exactly_one_age() {
+        let me = Tag::of(5);
+        let mut older = 0;
+        let mut newer = 0;
+        for d in 0..(1u32 << TAG_BITS) {
+            match me.age_of(me.minus(d)) {
+                Age::Current => assert_eq!(d, 0),
+                Age::Older => older += 1,
+                Age::Newer => newer += 1,
+            }
+        }
+        assert_eq!(older, HALF - 1);
+        assert_eq!(newer, HALF);
+        assert_eq!(me.age_of(Tag::of(6)), Age::Newer);
+        assert_eq!(Tag::of(6).age_of(me), Age::Older);
+    }
+
+    #[test]
+    fn tags_wrap_and_round_trip() {
+        let top = Tag::of(TAG_MASK);
+        assert_eq!(Tag::of(TAG_MASK + 1), Tag::of(0));
+        assert_eq!(Tag::of(0).age_of(top), Age::Older);
+        assert_eq!(Tag::of(0).since(top), 1);
+        assert_eq!(Tag::from_bits(top.bits()), top);
     }
 }
