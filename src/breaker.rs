@@ -64,9 +64,8 @@ pub struct CircuitBreaker<C: Clock = DefaultClock> {
     /// `[generation:21][ms:43]`: when the current HALF-OPEN generation was first seen (by the
     /// caller that opened it, or the first rejected caller to find no stamp for it).
     half_open_since: AtomicU64,
-    /// The highest `calls` and `successes` any metrics snapshot has reported, so that the
-    /// exported counters never go backwards.
-    reported: [AtomicU64; 2],
+    /// The highest `calls` any metrics snapshot has reported, so that it never goes backwards.
+    reported: AtomicU64,
     /// The longest open wait this configuration can set, in ms (the state word's deadline
     /// horizon, see `state`).
     open_cap_ms: u64,
@@ -130,7 +129,7 @@ impl<C: Clock> CircuitBreaker<C> {
             rejected: CachePadded::new(atomic_u64(0)),
             totals: new_totals(),
             half_open_since: atomic_u64(0),
-            reported: [atomic_u64(0), atomic_u64(0)],
+            reported: atomic_u64(0),
             open_cap_ms: ms_ceil(config.open_wait.base_wait(crate::state::MAX_STEP)),
             max_half_open_ms: ms_ceil(config.max_half_open_wait).max(1),
             rules,
@@ -735,16 +734,12 @@ impl<C: Clock> CircuitBreaker<C> {
         let t = &self.totals;
         let failures = read(&t.failures);
         let calls = self.window.lifetime_calls() + read(&t.trial_calls) + read(&t.pass_calls);
-        // The sum above is read word by word while threads record (and a late record takes its
-        // claim back), so it can dip between snapshots; what is reported never does.
-        // Relaxed: a high-water mark of statistics; it publishes no other memory.
-        let calls = self.reported[0]
-            .fetch_max(calls, Ordering::Relaxed)
-            .max(calls);
+        // The sum above is read word by word while threads record (and a record that turns
+        // late takes its claim back), so it can dip between snapshots; the reported total is
+        // its high-water mark, so it never does (a Prometheus counter must not go backwards).
+        // Relaxed: a high-water mark of a statistic; it publishes no other memory.
+        let calls = self.reported.fetch_max(calls, Ordering::Relaxed).max(calls);
         let successes = calls.saturating_sub(failures);
-        let successes = self.reported[1]
-            .fetch_max(successes, Ordering::Relaxed)
-            .max(successes);
         let rate = |n: u64| {
             if counts.calls == 0 {
                 0.0

@@ -65,6 +65,11 @@ mod state;
 mod sync;
 mod window;
 
+/// loom models of the windows (only under `--cfg breakerbox_loom`; run by `loom-tests`).
+#[cfg(breakerbox_loom)]
+#[doc(hidden)]
+pub use window::models as __loom_window_models;
+
 #[cfg(feature = "metrics")]
 pub mod observe;
 #[cfg(feature = "tower")]

@@ -21,9 +21,14 @@ pub struct Metrics {
     /// The stored state (an OPEN breaker whose wait has elapsed turns HALF-OPEN at the next
     /// acquire).
     pub state: State,
-    /// Outcomes recorded (successes and failures; ignored and late outcomes are not).
+    /// Outcomes recorded (successes and failures; ignored and late outcomes are not). Never
+    /// decreases from one snapshot to the next (see [`Metrics::successes`]).
     pub calls: u64,
-    /// Successful calls.
+    /// Successful calls: `calls - failures`. Derived, not counted (counting every success would
+    /// put a shared counter on the hot path), so a snapshot taken while a failure is in flight
+    /// (claimed in the window, not yet counted as a failure) shows it as a success, and the next
+    /// snapshot corrects it: this one field can step back. Every counter exported to Prometheus
+    /// is monotone.
     pub successes: u64,
     /// Failed calls (including timeouts).
     pub failures: u64,

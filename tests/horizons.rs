@@ -140,72 +140,86 @@ fn a_long_outage_does_not_blind_the_breaker() {
 
 #[test]
 fn a_hundred_thousand_resets_do_not_blind_the_breaker() {
-    for rule in RULES {
-        let clock = ManualClock::new();
-        let b = build(rule, &clock);
-        // Some history in every window cell first.
-        for _ in 0..4 {
-            let _ = succeed(&b);
-            let _ = fail(&b);
-        }
-        for i in 1..=CYCLES {
-            b.reset();
-            if i % 25_000 == 0 || i == 32_769 {
-                assert_trips_on_time(rule, &b, &format!("after {i} resets"));
+    // Each count on a fresh breaker: a check in between would itself rewrite the cells.
+    for resets in [32_769, 49_000, CYCLES] {
+        for rule in RULES {
+            let clock = ManualClock::new();
+            let b = build(rule, &clock);
+            // History in every window cell first.
+            for _ in 0..6 {
+                let _ = succeed(&b);
+                let _ = succeed(&b);
+                let _ = fail(&b);
             }
+            b.reset();
+            for _ in 0..resets {
+                b.reset();
+            }
+            assert_trips_on_time(rule, &b, &format!("after {resets} resets"));
         }
-        b.reset();
-        assert_trips_on_time(rule, &b, "after all resets");
     }
+}
+
+/// Drives `b` (CLOSED) through exactly `gens` generations, ending CLOSED: a trip, outage
+/// cycles, a recovery and resets.
+fn advance_generations(rule: Rule, b: &Breaker, clock: &ManualClock, gens: u32) {
+    let start = b.generation();
+    trip(rule, b);
+    let cycles = (gens - 3) / 4;
+    outage(b, clock, cycles);
+    recover(b, clock);
+    while b.generation().wrapping_sub(start) < gens {
+        b.reset();
+    }
+    assert_eq!(b.generation().wrapping_sub(start), gens);
 }
 
 #[test]
 fn a_permit_held_across_a_hundred_thousand_generations_reports_late_and_changes_nothing() {
-    for rule in RULES {
-        for outcome_fails in [false, true] {
-            let clock = ManualClock::new();
-            let b = build(rule, &clock);
-            let held = b.try_acquire().unwrap();
-            trip(rule, &b);
-            outage(&b, &clock, CYCLES / 2);
-            for _ in 0..CYCLES / 2 {
-                b.reset();
-            }
-            // Some outcomes in the current generation, so a drag-back would be visible.
-            let _ = succeed(&b);
-            let _ = succeed(&b);
-            let before = b.metrics();
-            let generation = b.generation();
-            if outcome_fails {
-                held.failure();
-            } else {
-                held.success();
-            }
-            let after = b.metrics();
-            assert_eq!(after.late, before.late + 1, "{rule:?}: not reported late");
-            assert_eq!(b.generation(), generation, "{rule:?}");
-            assert_eq!(after.window_calls, before.window_calls, "{rule:?}");
-            assert_eq!(after.window_failures, before.window_failures, "{rule:?}");
-            assert_eq!(after.failures, before.failures, "{rule:?}");
-            assert_eq!(after.calls, before.calls, "{rule:?}");
-            // And the window still counts for the current generation: two successes are in,
-            // so three more and then failures trip it at the usual call.
-            for _ in 0..3 {
+    for gens in [49_000, CYCLES] {
+        for rule in RULES {
+            for outcome_fails in [false, true] {
+                let clock = ManualClock::new();
+                let b = build(rule, &clock);
+                let held = b.try_acquire().unwrap();
+                advance_generations(rule, &b, &clock, gens);
+                // Some outcomes in the current generation, so a drag-back would be visible.
                 succeed(&b).unwrap();
-            }
-            let trip_at = expected_trip(rule) - 5;
-            for call in 1..=trip_at {
-                let _ = fail(&b);
-                let expect = if call < trip_at {
-                    State::Closed
+                succeed(&b).unwrap();
+                let before = b.metrics();
+                let generation = b.generation();
+                if outcome_fails {
+                    held.failure();
                 } else {
-                    State::Open
-                };
-                assert_eq!(
-                    b.state(),
-                    expect,
-                    "{rule:?}: failure {call} after the late report"
-                );
+                    held.success();
+                }
+                let after = b.metrics();
+                let ctx = format!("{rule:?}, {gens} generations, failure: {outcome_fails}");
+                assert_eq!(after.late, before.late + 1, "{ctx}: not reported late");
+                assert_eq!(b.generation(), generation, "{ctx}");
+                assert_eq!(after.window_calls, before.window_calls, "{ctx}");
+                assert_eq!(after.window_failures, before.window_failures, "{ctx}");
+                assert_eq!(after.failures, before.failures, "{ctx}");
+                assert_eq!(after.calls, before.calls, "{ctx}");
+                // And the window still counts for the current generation: two successes are
+                // in, so three more and then failures trip it at the usual call.
+                for _ in 0..3 {
+                    succeed(&b).unwrap();
+                }
+                let trip_at = expected_trip(rule) - 5;
+                for call in 1..=trip_at {
+                    let _ = fail(&b);
+                    let expect = if call < trip_at {
+                        State::Closed
+                    } else {
+                        State::Open
+                    };
+                    assert_eq!(
+                        b.state(),
+                        expect,
+                        "{ctx}: failure {call} after the late report"
+                    );
+                }
             }
         }
     }

@@ -8,7 +8,8 @@
 #![cfg(breakerbox_loom)]
 
 use breakerbox::{
-    CircuitBreaker, Event, EventKind, ManualClock, Metrics, State, Transition, TransitionReason,
+    CircuitBreaker, Event, EventKind, ManualClock, Metrics, OpenWait, State, Transition,
+    TransitionReason,
 };
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
@@ -597,5 +598,188 @@ fn sealed_window_shows_only_counted_outcomes() {
             (m.calls, m.failures),
             "the sealed window differs from the outcomes counted (every call failed): {m:?}"
         );
+    });
+}
+
+// ----- backoff step, half-open guards, tag wrap (issue 9) --------------------------------------
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+/// Keeps the panic hook quiet for the listener panics these models provoke on purpose (loom
+/// would print one per explored interleaving); every other panic still prints.
+fn quiet_listener_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let msg = info.payload().downcast_ref::<&str>().copied();
+            if msg != Some("listener panics on purpose") {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// A reset races a failure that trips the generation the reset starts. The backoff step is
+/// part of the state word, so whatever the order, a CLOSED -> OPEN transition waits the first
+/// step (1 s), never the step of the openings before the reset (the breaker was at step 2).
+#[test]
+fn a_trip_racing_a_reset_takes_the_first_backoff_step() {
+    model(|| {
+        let clock = ManualClock::new();
+        let b = Arc::new(
+            CircuitBreaker::builder()
+                .clock(clock.clone())
+                .no_failure_rate()
+                .consecutive_failures(1)
+                .count_window(2)
+                .open_wait_backoff(OpenWait::exponential(secs(1), secs(64)))
+                .build()
+                .unwrap(),
+        );
+        b.try_acquire().unwrap().failure();
+        clock.advance(secs(1));
+        b.try_acquire().unwrap().failure();
+        assert_eq!(b.try_acquire().unwrap_err().retry_after(), Some(secs(2)));
+        let log = Log::attach(&b);
+        let br = b.clone();
+        let t = thread::spawn(move || br.reset());
+        if let Ok(p) = b.try_acquire() {
+            p.failure();
+        }
+        t.join().unwrap();
+        for tr in log.transitions() {
+            if let TransitionReason::Tripped(_) = tr.reason {
+                assert_eq!(
+                    tr.open_wait,
+                    Some(secs(1)),
+                    "a trip took a stale step: {tr:?}"
+                );
+            }
+        }
+    });
+}
+
+/// The half-open guard: a listener that panics on OPEN -> HALF-OPEN runs after the caller's
+/// ticket owns the trial slot and cannot unwind through the breaker. Two callers race past the
+/// open wait and drop their permits: the slot always comes back, and the panic is counted.
+#[test]
+fn a_panicking_listener_cannot_take_the_half_open_slot_with_it() {
+    quiet_listener_panics();
+    model(|| {
+        let clock = ManualClock::new();
+        let b = Arc::new(breaker(&clock, 1, 1));
+        b.on_event(|e| {
+            if let EventKind::Transition(t) = e.kind {
+                if t.to == State::HalfOpen {
+                    panic!("listener panics on purpose");
+                }
+            }
+        });
+        open_and_elapse(&b, &clock);
+        let hs: Vec<_> = (0..2)
+            .map(|_| {
+                let b = b.clone();
+                thread::spawn(move || b.try_acquire_owned().ok())
+            })
+            .collect();
+        let admitted: Vec<_> = hs.into_iter().filter_map(|h| h.join().unwrap()).collect();
+        assert_eq!(admitted.len(), 1, "cap 1");
+        drop(admitted);
+        let m = b.metrics();
+        assert_eq!(
+            (m.state, m.half_open_in_flight),
+            (State::HalfOpen, 0),
+            "{m:?}"
+        );
+        assert_eq!(m.listener_panics, 1);
+        b.try_acquire().unwrap().success();
+        assert_eq!(b.state(), State::Closed);
+    });
+}
+
+/// The other half-open guard: a trial permit leaked (`mem::forget`) and two callers arriving
+/// after `max_half_open_wait`. Exactly one re-opens (HalfOpenTimedOut, at the next backoff
+/// step), both are rejected, and the announced transitions form a chain.
+#[test]
+fn half_open_timeout_reopens_exactly_once() {
+    model(|| {
+        let clock = ManualClock::new();
+        let b = Arc::new(
+            CircuitBreaker::builder()
+                .clock(clock.clone())
+                .no_failure_rate()
+                .consecutive_failures(1)
+                .count_window(2)
+                .open_wait_backoff(OpenWait::exponential(secs(10), secs(100)))
+                .max_half_open_wait(secs(30))
+                .build()
+                .unwrap(),
+        );
+        open_and_elapse(&b, &clock);
+        std::mem::forget(b.try_acquire().unwrap());
+        clock.advance(secs(30));
+        let (start_state, start_gen) = (b.state(), b.generation());
+        let log = Log::attach(&b);
+        let hs: Vec<_> = (0..2)
+            .map(|_| {
+                let b = b.clone();
+                thread::spawn(move || b.try_acquire().is_err())
+            })
+            .collect();
+        for h in hs {
+            assert!(h.join().unwrap(), "admitted past a leaked slot");
+        }
+        let chain = check_transition_chain(&log.transitions(), start_state, start_gen, &b);
+        assert_eq!(chain.len(), 1, "{chain:?}");
+        assert_eq!(chain[0].reason, TransitionReason::HalfOpenTimedOut);
+        assert_eq!(chain[0].open_wait, Some(secs(20)));
+        assert_eq!(b.state(), State::Open);
+    });
+}
+
+/// With the 3-bit tags of a loom build, a breaker is driven through 21 transitions (the tags
+/// wrap more than twice), then a permit taken before all of them reports a failure while two
+/// fresh successes are recorded. The old failure is late whatever the order, the window holds
+/// exactly the two successes, and one more failure trips it on time.
+#[test]
+fn tags_wrap_and_the_breaker_still_counts_exactly() {
+    model(|| {
+        let clock = ManualClock::new();
+        let b = Arc::new(
+            CircuitBreaker::builder()
+                .clock(clock.clone())
+                .failure_rate_threshold(0.5)
+                .minimum_calls(2)
+                .count_window(2)
+                .open_wait(secs(1))
+                .build()
+                .unwrap(),
+        );
+        let held = b.try_acquire_owned().unwrap();
+        b.try_acquire().unwrap().failure();
+        b.try_acquire().unwrap().failure();
+        for _ in 0..9 {
+            clock.advance(secs(1));
+            b.try_acquire().unwrap().failure();
+        }
+        clock.advance(secs(1));
+        b.try_acquire().unwrap().success();
+        assert_eq!((b.state(), b.generation()), (State::Closed, 21));
+        let late = thread::spawn(move || held.failure());
+        b.try_acquire().unwrap().success();
+        b.try_acquire().unwrap().success();
+        late.join().unwrap();
+        let m = b.metrics();
+        assert_eq!(m.state, State::Closed, "{m:?}");
+        assert_eq!(
+            (m.window_calls, m.window_failures, m.late),
+            (2, 0, 1),
+            "{m:?}"
+        );
+        b.try_acquire().unwrap().failure();
+        assert_eq!(b.state(), State::Open);
     });
 }

@@ -39,6 +39,8 @@
 //! long-horizon tests drive the windows through many wraps.
 //!
 pub(crate) mod count;
+#[cfg(breakerbox_loom)]
+pub mod models;
 mod streak;
 pub(crate) mod tag;
 mod time;

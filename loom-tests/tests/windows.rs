@@ -1,0 +1,31 @@
+//! The windows' own loom models (`src/window/models.rs`, beside the code), each run under
+//! `loom::model` with the preemption bound of `LOOM_MAX_PREEMPTIONS` (3 when unset).
+#![cfg(breakerbox_loom)]
+
+use breakerbox::__loom_window_models as m;
+
+fn model(f: fn()) {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(b.preemption_bound.unwrap_or(3));
+    b.check(f);
+}
+
+#[test]
+fn count_window_survives_tag_wrap() {
+    model(m::count_window_survives_tag_wrap);
+}
+
+#[test]
+fn count_window_sealed_shows_only_counted() {
+    model(m::count_window_sealed_shows_only_counted);
+}
+
+#[test]
+fn time_window_survives_tag_wrap() {
+    model(m::time_window_survives_tag_wrap);
+}
+
+#[test]
+fn streak_survives_tag_wrap() {
+    model(m::streak_survives_tag_wrap);
+}

@@ -1,0 +1,138 @@
+//! loom models of the windows on their own, beside the code (as tokio keeps its loom tests):
+//! a window bug no longer has to be reached through the whole breaker.
+//!
+//! Compiled only under `--cfg breakerbox_loom`, where tags are 3 bits wide (`tag::TAG_BITS`),
+//! so a few transitions wrap them. Each model is a plain function; `loom-tests/tests/windows.rs`
+//! runs each one under `loom::model` (this crate cannot, as `cargo test --lib` would build every
+//! dev-dependency under the loom cfg).
+//!
+//! The tag argument (module doc of `window`) bounds how many transitions one preempted
+//! operation may span. With 3-bit tags that bound is small, so in every model the transitions
+//! that race a recorder stay within it, and the wrap-around itself happens in the sequential
+//! parts between the racing phases: every racing phase starts at a different alignment of the
+//! tags against the stored cells.
+
+use super::tag::Tag;
+use super::{CountWindow, Counts, Recorded, Streak, TimeWindow, FAILED};
+use loom::thread;
+use std::sync::Arc;
+
+const MS: u64 = 1_000_000;
+
+fn exact(calls: u64, failures: u64) -> Counts {
+    Counts {
+        calls,
+        failures,
+        slow: 0,
+    }
+}
+
+/// A count window of 2 goes through 4 racing phases, 6 generations apart (24 in all: the 3-bit
+/// tags wrap three times). In each phase a recorder of the generation that is ending races
+/// the transition (a seal, then the reset of the next CLOSED generation); afterwards the new
+/// generation records two failures and must show exactly those.
+pub fn count_window_survives_tag_wrap() {
+    let w = Arc::new(CountWindow::new(2, Tag::of(0)));
+    let mut gen = 0u32;
+    for _ in 0..4 {
+        // A CLOSED generation with a recorder in flight.
+        gen += 1;
+        w.reset(Tag::of(gen));
+        let old = gen;
+        let r = {
+            let w = w.clone();
+            thread::spawn(move || w.record(Tag::of(old), FAILED, true, 0))
+        };
+        w.seal(Tag::of(gen + 1));
+        w.reset(Tag::of(gen + 2));
+        let late_or_counted = r.join().unwrap();
+        assert!(matches!(
+            late_or_counted,
+            Recorded::Late | Recorded::Counted(_)
+        ));
+        gen += 2;
+        assert_eq!(w.counts(Tag::of(gen)), Counts::default(), "gen {gen}");
+        w.record(Tag::of(gen), FAILED, false, 0);
+        w.record(Tag::of(gen), FAILED, false, 0);
+        assert_eq!(w.counts(Tag::of(gen)), exact(2, 2), "gen {gen}");
+        // The outage: three more generations with nothing recorded.
+        for _ in 0..3 {
+            gen += 1;
+            w.seal(Tag::of(gen));
+        }
+        assert_eq!(w.record(Tag::of(gen - 3), FAILED, false, 0), Recorded::Late);
+    }
+}
+
+/// Two recorders of one generation race its seal: whatever the order, the sealed window shows
+/// exactly the outcomes that were counted (a claim that turned late leaves it).
+pub fn count_window_sealed_shows_only_counted() {
+    let w = Arc::new(CountWindow::new(2, Tag::of(0)));
+    let hs: Vec<_> = (0..2)
+        .map(|_| {
+            let w = w.clone();
+            thread::spawn(move || w.record(Tag::of(0), FAILED, false, 0) != Recorded::Late)
+        })
+        .collect();
+    w.seal(Tag::of(1));
+    let results: Vec<bool> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+    let counted = results.iter().filter(|&&c| c).count() as u64;
+    assert_eq!(w.counts(Tag::of(1)), exact(counted, counted));
+    assert_eq!(w.lifetime_calls(), counted);
+}
+
+/// The time window through the same wrap: a recorder of the ending generation races the seal
+/// and the next reset; the new generation then shows exactly its own outcomes.
+pub fn time_window_survives_tag_wrap() {
+    let w = Arc::new(TimeWindow::new(MS, 2, Tag::of(0), 0));
+    let mut gen = 0u32;
+    let mut now = 0;
+    for _ in 0..4 {
+        gen += 1;
+        w.reset(Tag::of(gen));
+        let old = gen;
+        let r = {
+            let w = w.clone();
+            thread::spawn(move || w.record(Tag::of(old), FAILED, now, false))
+        };
+        w.seal(Tag::of(gen + 1), now);
+        w.reset(Tag::of(gen + 2));
+        let _ = r.join().unwrap();
+        gen += 2;
+        now += 10 * MS;
+        assert_eq!(w.counts(Tag::of(gen), now), Counts::default(), "gen {gen}");
+        w.record(Tag::of(gen), FAILED, now, false);
+        w.record(Tag::of(gen), 0, now, false);
+        assert_eq!(w.counts(Tag::of(gen), now), exact(2, 1), "gen {gen}");
+        for _ in 0..3 {
+            gen += 1;
+            w.seal(Tag::of(gen), now);
+        }
+        assert_eq!(
+            w.record(Tag::of(gen - 3), FAILED, now, false),
+            Recorded::Late
+        );
+    }
+}
+
+/// A failure races the transition's refresh of the streak: the new generation's streak starts
+/// at zero whatever the order, through a wrap of the tags.
+pub fn streak_survives_tag_wrap() {
+    let s = Arc::new(Streak::new(Tag::of(0)));
+    let mut gen = 0u32;
+    for _ in 0..4 {
+        let old = gen;
+        let f = {
+            let s = s.clone();
+            thread::spawn(move || s.fail(Tag::of(old)))
+        };
+        gen += 1;
+        s.refresh(Tag::of(gen));
+        let _ = f.join().unwrap();
+        assert_eq!(s.fail(Tag::of(gen)), Some(1), "gen {gen}");
+        for _ in 0..4 {
+            gen += 1;
+            s.refresh(Tag::of(gen));
+        }
+    }
+}
