@@ -281,9 +281,11 @@ impl Config {
                     });
                 }
                 // (A zero `initial` or a multiplier of 1 never grows: nothing to saturate.)
+                let at_last_step = initial.as_secs_f64() * multiplier.powi(MAX_STEP as i32 - 1);
                 if !initial.is_zero()
                     && multiplier > 1.0
-                    && self.open_wait.base_wait(MAX_STEP) < max
+                    && at_last_step.is_finite()
+                    && at_last_step < max.as_secs_f64()
                 {
                     return Err(ConfigError::Inconsistent {
                         field: "open_wait.multiplier",

@@ -154,10 +154,12 @@ impl Listeners {
             v.push(l);
             *g = Arc::new(v);
         }
+        // Relaxed: see `any` (a listener added concurrently with an event may miss it).
         self.any.store(true, Ordering::Relaxed);
     }
 
     pub(crate) fn clear(&self) {
+        // Relaxed: see `any`.
         self.any.store(false, Ordering::Relaxed);
         #[cfg(not(breakerbox_loom))]
         self.list.store(Arc::new(Vec::new()));
@@ -169,6 +171,7 @@ impl Listeners {
 
     #[inline]
     pub(crate) fn active(&self) -> bool {
+        // Relaxed: see `any`; the list itself is read through arc-swap, which orders it.
         self.any.load(Ordering::Relaxed)
     }
 

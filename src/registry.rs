@@ -228,6 +228,8 @@ impl<C: Clock + Clone> Registry<C> {
         if let Some(b) = map.get(name) {
             return Ok(Arc::clone(b));
         }
+        // Relaxed: under the lock, which every writer of `count` holds; the lock's
+        // acquire/release orders it.
         let count = self.count.load(Ordering::Relaxed);
         if count >= self.limit {
             return Err(self.full());

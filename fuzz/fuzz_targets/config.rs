@@ -119,6 +119,7 @@ struct Input {
     jitter: F,
     permits: N,
     successes: N,
+    max_half_open_wait: D,
     call_timeout: Option<D>,
     /// Calls to make if the configuration is valid.
     calls: Vec<(bool, u8)>,
@@ -152,6 +153,7 @@ impl Input {
             jitter: self.jitter.get(),
             half_open_permits: self.permits.get(),
             half_open_successes: self.successes.get(),
+            max_half_open_wait: self.max_half_open_wait.get(),
             call_timeout: self.call_timeout.map(D::get),
         }
     }
@@ -182,7 +184,8 @@ impl Input {
         b = b
             .jitter(c.jitter)
             .half_open_permits(c.half_open_permits)
-            .half_open_successes(c.half_open_successes);
+            .half_open_successes(c.half_open_successes)
+            .max_half_open_wait(c.max_half_open_wait);
         if let Some(t) = c.call_timeout {
             b = b.call_timeout(t);
         }
@@ -236,12 +239,19 @@ fn valid(c: &Config) -> bool {
                     && multiplier.is_finite()
                     && multiplier >= 1.0
                     && max >= initial
+                    // The backoff step saturates at 255: a growing backoff must reach `max`.
+                    && (initial.is_zero()
+                        || multiplier == 1.0
+                        || !(initial.as_secs_f64() * multiplier.powi(254)).is_finite()
+                        || initial.as_secs_f64() * multiplier.powi(254) >= max.as_secs_f64())
             }
         }
         && (0.0..1.0).contains(&c.jitter)
         && (1..=MAX_HALF_OPEN).contains(&c.half_open_permits)
         && (1..=MAX_HALF_OPEN).contains(&c.half_open_successes)
         && c.call_timeout.is_none_or(|t| !t.is_zero())
+        && c.max_half_open_wait >= ms
+        && c.max_half_open_wait <= day
 }
 
 fuzz_target!(|input: Input| {

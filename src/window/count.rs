@@ -34,8 +34,8 @@
 //! `SWEEP_SPAN` generations, which keeps stored tags within the comparable range (see `window`).
 
 use super::tag::{Age, Sweeper, Tag};
-use super::{Counts, Recorded, FAILED, PRESENT, SLOW};
-use crate::sync::{atomic_u32, atomic_u64, AtomicU32, AtomicU64, Ordering};
+use super::{Counts, Recorded, FAILED, LOAD, PRESENT, RMW, SLOW};
+use crate::sync::{atomic_u32, atomic_u64, AtomicU32, AtomicU64};
 use crossbeam_utils::CachePadded;
 
 /// Largest count window (2^23 - 1 outcomes).
@@ -167,8 +167,8 @@ impl CountWindow {
     /// counts).
     #[inline]
     fn advance_head(&self, tag: Tag, claim: bool, keep: bool) -> Option<(u64, u64)> {
-        // AcqRel / Acquire: see the orderings note in `window`.
-        let mut cur = self.head.load(Ordering::Acquire);
+        // RMW / LOAD: see the orderings note in `window`.
+        let mut cur = self.head.load(LOAD);
         loop {
             let t = tag_of_head(cur);
             let (next, claimed, retire) = match tag.age_of(t) {
@@ -185,14 +185,11 @@ impl CountWindow {
                 Age::Older => (head(tag, tag, 0, claim as u64), 0, self.seq(cur)),
                 Age::Newer => return None,
             };
-            match self
-                .head
-                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
-            {
+            match self.head.compare_exchange_weak(cur, next, RMW, LOAD) {
                 Ok(_) => {
                     if retire != 0 {
-                        // AcqRel: a lifetime total, read only for metrics.
-                        self.retired.fetch_add(retire, Ordering::AcqRel);
+                        // RMW: a lifetime total, read only for metrics.
+                        self.retired.fetch_add(retire, RMW);
                     }
                     if t != tag {
                         self.sweeper
@@ -210,11 +207,10 @@ impl CountWindow {
     /// CAS (its writer's tag is at least as new).
     fn sweep_slot(&self, i: usize, tag: Tag) {
         let slot = &self.slots[i];
-        let cur = slot.load(Ordering::Acquire);
+        let cur = slot.load(LOAD);
         if tag.age_of(tag_of_slot(cur)) == Age::Older {
-            // AcqRel / Acquire: see the orderings note in `window`.
-            let _ =
-                slot.compare_exchange(cur, slot_value(tag, 0), Ordering::AcqRel, Ordering::Acquire);
+            // RMW / LOAD: see the orderings note in `window`.
+            let _ = slot.compare_exchange(cur, slot_value(tag, 0), RMW, LOAD);
         }
     }
 
@@ -222,7 +218,7 @@ impl CountWindow {
     /// if `counts` holds a newer tag. An older tag's counts are dropped, or kept with `keep`.
     #[inline]
     fn adjust_counts(&self, tag: Tag, d_fail: i64, d_slow: i64, keep: bool) -> Option<u64> {
-        let mut cur = self.counts.load(Ordering::Acquire);
+        let mut cur = self.counts.load(LOAD);
         loop {
             let (f, s) = match tag.age_of(tag_of_counts(cur)) {
                 Age::Current if d_fail == 0 && d_slow == 0 => return Some(cur),
@@ -232,10 +228,7 @@ impl CountWindow {
                 Age::Newer => return None,
             };
             let next = counts_word(tag, f + d_fail, s + d_slow);
-            match self
-                .counts
-                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
-            {
+            match self.counts.compare_exchange_weak(cur, next, RMW, LOAD) {
                 Ok(_) => return Some(next),
                 Err(found) => cur = found,
             }
@@ -267,7 +260,7 @@ impl CountWindow {
     /// is one CAS on `head` and one load of the slot.
     #[inline(always)]
     pub(crate) fn record_success_fast(&self, tag: Tag, probe: u64) -> Option<Recorded> {
-        let mut cur = self.head.load(Ordering::Acquire);
+        let mut cur = self.head.load(LOAD);
         loop {
             // `probe` can only be reached on the first lap.
             if tag_of_head(cur) != tag || (laps_of(cur) == 0 && pos_of(cur) + 1 == probe) {
@@ -277,17 +270,14 @@ impl CountWindow {
             if retire != 0 {
                 return None;
             }
-            // AcqRel / Acquire: see the orderings note in `window`.
-            match self
-                .head
-                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
-            {
+            // RMW / LOAD: see the orderings note in `window`.
+            match self.head.compare_exchange_weak(cur, next, RMW, LOAD) {
                 Ok(_) => break,
                 Err(found) => cur = found,
             }
         }
         let slot = &self.slots[pos_of(cur) as usize];
-        if slot.load(Ordering::Acquire) == slot_value(tag, PRESENT) {
+        if slot.load(LOAD) == slot_value(tag, PRESENT) {
             return Some(Recorded::Counted(None));
         }
         Some(self.write_slot(slot, tag, 0, cur, false))
@@ -314,24 +304,21 @@ impl CountWindow {
     /// its counts), or, once a reset moved the head on, in `retired` (where that reset put it).
     #[cold]
     fn unclaim(&self, tag: Tag) {
-        // AcqRel / Acquire: see the orderings note in `window`.
-        let mut cur = self.head.load(Ordering::Acquire);
+        // RMW / LOAD: see the orderings note in `window`.
+        let mut cur = self.head.load(LOAD);
         while kept_of(cur) == tag && tag_of_head(cur) != tag && self.seq(cur) > 0 {
             let next = match (laps_of(cur), pos_of(cur)) {
                 (laps, 0) => moved(cur, laps - 1, self.size - 1),
                 (laps, pos) => moved(cur, laps, pos - 1),
             };
-            match self
-                .head
-                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
-            {
+            match self.head.compare_exchange_weak(cur, next, RMW, LOAD) {
                 Ok(_) => return,
                 Err(found) => cur = found,
             }
         }
-        // AcqRel: a lifetime total, read only for metrics. Wrapping: `retired` may dip below
+        // RMW: a lifetime total, read only for metrics. Wrapping: `retired` may dip below
         // the calls still counted in `head`; their sum stays exact.
-        self.retired.fetch_sub(1, Ordering::AcqRel);
+        self.retired.fetch_sub(1, RMW);
     }
 
     /// Swaps `bits` into `slot` (claimed under `tag`; `h` is a head word for the window's
@@ -346,7 +333,7 @@ impl CountWindow {
         want_counts: bool,
     ) -> Recorded {
         let new = slot_value(tag, bits | PRESENT);
-        let mut cur = slot.load(Ordering::Acquire);
+        let mut cur = slot.load(LOAD);
         let old_bits = loop {
             if cur == new {
                 break bits | PRESENT;
@@ -359,7 +346,7 @@ impl CountWindow {
                     return Recorded::Late;
                 }
             };
-            match slot.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire) {
+            match slot.compare_exchange_weak(cur, new, RMW, LOAD) {
                 Ok(_) => break old,
                 Err(found) => cur = found,
             }
@@ -391,20 +378,18 @@ impl CountWindow {
     }
 
     pub(crate) fn counts(&self, tag: Tag) -> Counts {
-        let h = self.head.load(Ordering::Acquire);
-        let c = self.counts.load(Ordering::Acquire);
+        let h = self.head.load(LOAD);
+        let c = self.counts.load(LOAD);
         self.decode(h, c, tag)
     }
 
     pub(crate) fn current_tag(&self) -> Tag {
-        tag_of_head(self.head.load(Ordering::Acquire))
+        tag_of_head(self.head.load(LOAD))
     }
 
     pub(crate) fn lifetime_calls(&self) -> u64 {
-        let h = self.head.load(Ordering::Acquire);
-        self.retired
-            .load(Ordering::Acquire)
-            .wrapping_add(self.seq(h))
+        let h = self.head.load(LOAD);
+        self.retired.load(LOAD).wrapping_add(self.seq(h))
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
@@ -580,7 +565,7 @@ mod tests {
                 w.seal(t(gen));
             }
             for (i, slot) in w.slots.iter().enumerate() {
-                let stored = tag_of_slot(slot.load(Ordering::Relaxed));
+                let stored = tag_of_slot(slot.load(LOAD));
                 assert!(
                     t(gen).since(stored) <= SWEEP_SPAN,
                     "slot {i} lags {} generations",

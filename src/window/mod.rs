@@ -38,6 +38,24 @@
 //! `--cfg breakerbox_loom` and `--cfg breakerbox_narrow_tags`, where the loom models and the
 //! long-horizon tests drive the windows through many wraps.
 //!
+//! # Orderings
+//! Every read-modify-write of a window word uses [`RMW`] (`AcqRel`) and every load [`LOAD`]
+//! (`Acquire`). The edge they give: a thread whose load or RMW reads the value an RMW wrote
+//! synchronizes-with that RMW, so it also sees everything the writer did before it. That is
+//! the C++/Rust memory model, so it holds on AArch64 (`LDAR`/`STLR`, or `CASAL` with LSE) as on
+//! x86-64 (where every locked RMW and plain load already behave so, at no extra cost).
+//!
+//! What the windows actually rely on is less: each word's counts and tags are right by the
+//! atomicity of its own RMWs (one modification order per word), and readers that combine
+//! several words (`counts`, metrics) are documented as snapshots that may mix two moments and
+//! clamp. The one cross-word edge the code needs is the time window's bucket snapshot: three
+//! `Relaxed` stores published by the `Release` half of the CAS that sets `READY`, read after
+//! the `Acquire` load that sees it. Keeping every other access `AcqRel`/`Acquire` as well makes
+//! each word a happens-before chain, which the loom models exercise; after the threads join,
+//! every count is exact (the models check it).
+
+use crate::sync::Ordering;
+
 pub(crate) mod count;
 #[cfg(breakerbox_loom)]
 pub mod models;
@@ -49,6 +67,11 @@ pub(crate) use count::CountWindow;
 pub(crate) use streak::Streak;
 pub(crate) use tag::Tag;
 pub(crate) use time::TimeWindow;
+
+/// The ordering of every read-modify-write of a window word (see "Orderings").
+pub(crate) const RMW: Ordering = Ordering::AcqRel;
+/// The ordering of every load of a window word: pairs with the `Release` half of [`RMW`].
+pub(crate) const LOAD: Ordering = Ordering::Acquire;
 
 /// Outcome bits stored for one call.
 pub(crate) const PRESENT: u32 = 1;

@@ -4,7 +4,8 @@
 //! tag is never more than the transitions of one preempted operation behind.
 
 use super::tag::{Age, Tag};
-use crate::sync::{atomic_u64, AtomicU64, Ordering};
+use super::{LOAD, RMW};
+use crate::sync::{atomic_u64, AtomicU64};
 
 const COUNT_BITS: u32 = 48;
 const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
@@ -35,8 +36,8 @@ impl Streak {
     /// stored tag is newer than `tag`. Returns the count written, or `None` if late.
     #[inline]
     fn update(&self, tag: Tag, f: impl Fn(Option<u64>) -> Option<u64>) -> Option<u64> {
-        // AcqRel / Acquire: see the orderings note in `window`.
-        let mut cur = self.word.load(Ordering::Acquire);
+        // RMW / LOAD: see the orderings note in `window`.
+        let mut cur = self.word.load(LOAD);
         loop {
             let (t, n) = split(cur);
             let next = match tag.age_of(t) {
@@ -47,12 +48,10 @@ impl Streak {
             let Some(next) = next else {
                 return Some(n);
             };
-            match self.word.compare_exchange_weak(
-                cur,
-                join(tag, next),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
+            match self
+                .word
+                .compare_exchange_weak(cur, join(tag, next), RMW, LOAD)
+            {
                 Ok(_) => return Some(next),
                 Err(found) => cur = found,
             }
@@ -80,7 +79,7 @@ impl Streak {
     /// The current streak for `tag`.
     #[cfg(test)]
     pub(crate) fn get(&self, tag: Tag) -> u64 {
-        let (t, n) = split(self.word.load(Ordering::Acquire));
+        let (t, n) = split(self.word.load(LOAD));
         if t == tag {
             n
         } else {

@@ -33,7 +33,7 @@
 //!   (The count window has no such gap; prefer it when that matters.)
 
 use super::tag::{Age, Sweeper, Tag};
-use super::{Counts, Recorded, FAILED, SLOW};
+use super::{Counts, Recorded, FAILED, LOAD, RMW, SLOW};
 use crate::sync::{atomic_u64, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 use strength_reduce::StrengthReducedU64;
@@ -125,8 +125,8 @@ impl TimeWindow {
     /// generation left, if it was not sealed already.
     #[inline]
     fn enter(&self, tag: Tag, seal: Option<u64>) -> bool {
-        // AcqRel / Acquire: see the orderings note in `window`.
-        let mut cur = self.gate.tag.load(Ordering::Acquire);
+        // RMW / LOAD: see the orderings note in `window`.
+        let mut cur = self.gate.tag.load(LOAD);
         loop {
             let t = Tag::from_bits(cur);
             match tag.age_of(t) {
@@ -141,12 +141,7 @@ impl TimeWindow {
                     self.freeze(self.live_counts(t, now_ns).0);
                 }
             }
-            match self.gate.tag.compare_exchange_weak(
-                cur,
-                next,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
+            match self.gate.tag.compare_exchange_weak(cur, next, RMW, LOAD) {
                 Ok(_) => {
                     self.sweeper
                         .sweep(tag.since(t), |i| self.sweep_bucket(i, tag));
@@ -160,12 +155,10 @@ impl TimeWindow {
     /// The sweep's visit: a bucket of an older tag becomes an empty bucket of `tag`.
     fn sweep_bucket(&self, i: usize, tag: Tag) {
         let b = &self.buckets[i];
-        let cur = b.stamp.load(Ordering::Acquire);
+        let cur = b.stamp.load(LOAD);
         if tag.age_of(stamp_tag(cur)) == Age::Older {
-            // AcqRel / Acquire: see the orderings note in `window`.
-            let _ =
-                b.stamp
-                    .compare_exchange(cur, stamp(tag, 0), Ordering::AcqRel, Ordering::Acquire);
+            // RMW / LOAD: see the orderings note in `window`.
+            let _ = b.stamp.compare_exchange(cur, stamp(tag, 0), RMW, LOAD);
         }
     }
 
@@ -186,7 +179,7 @@ impl TimeWindow {
         let epoch = (now_ns / self.width + 1) & EPOCH_MASK;
         let bucket = &self.buckets[(epoch % self.count) as usize];
         let want = stamp(tag, epoch);
-        let cur = bucket.stamp.load(Ordering::Acquire);
+        let cur = bucket.stamp.load(LOAD);
         let mut evaluate = want_counts;
         if cur & !READY != want {
             // Claim the bucket if it holds an older tag, or an older epoch of this tag. (A newer
@@ -201,13 +194,13 @@ impl TimeWindow {
                 evaluate = self.minimum != 0 || want_counts;
             }
         }
-        // AcqRel: the totals pair with the snapshot loads in `claim` and `counts`.
-        let total = self.calls.fetch_add(1, Ordering::AcqRel) + 1;
+        // RMW: the totals pair with the snapshot loads in `claim` and `counts`.
+        let total = self.calls.fetch_add(1, RMW) + 1;
         if bits & FAILED != 0 {
-            self.bad[0].fetch_add(1, Ordering::AcqRel);
+            self.bad[0].fetch_add(1, RMW);
         }
         if bits & SLOW != 0 {
-            self.bad[1].fetch_add(1, Ordering::AcqRel);
+            self.bad[1].fetch_add(1, RMW);
         }
         // Relaxed: a hint; a stale value only costs (or skips) one evaluation, which the next
         // bucket roll-over or failure makes up for.
@@ -232,15 +225,11 @@ impl TimeWindow {
 
     #[cold]
     fn claim(&self, bucket: &Bucket, seen: u64, want: u64) {
-        if bucket
-            .stamp
-            .compare_exchange(seen, want, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
+        if bucket.stamp.compare_exchange(seen, want, RMW, LOAD).is_ok() {
             // This thread owns the bucket until it sets READY; evaluators skip it meanwhile.
-            let calls = self.calls.load(Ordering::Acquire);
-            let failures = self.bad[0].load(Ordering::Acquire);
-            let slow = self.bad[1].load(Ordering::Acquire);
+            let calls = self.calls.load(LOAD);
+            let failures = self.bad[0].load(LOAD);
+            let slow = self.bad[1].load(LOAD);
             // Relaxed: published by the Release half of the READY CAS just below.
             bucket.calls_at_start.store(calls, Ordering::Relaxed);
             bucket.failures_at_start.store(failures, Ordering::Relaxed);
@@ -248,12 +237,7 @@ impl TimeWindow {
             // AcqRel (its Release half): publishes the three snapshot stores to the Acquire
             // stamp load in `counts` that sees READY. A CAS, not a store: if a sweep or a newer
             // claim took the bucket meanwhile, it stays theirs.
-            let _ = bucket.stamp.compare_exchange(
-                want,
-                want | READY,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
+            let _ = bucket.stamp.compare_exchange(want, want | READY, RMW, LOAD);
         }
     }
 
@@ -272,7 +256,7 @@ impl TimeWindow {
         let oldest = epoch.saturating_sub(self.n - 1).max(1);
         let mut start: Option<(u64, [u64; 3])> = None;
         for b in self.buckets.iter() {
-            let s = b.stamp.load(Ordering::Acquire);
+            let s = b.stamp.load(LOAD);
             let e = stamp_epoch(s);
             if s & READY == 0 || stamp_tag(s) != tag || e < oldest || e > epoch {
                 continue;
@@ -285,18 +269,18 @@ impl TimeWindow {
                     b.slow_at_start.load(Ordering::Relaxed),
                 ];
                 // Re-check that the bucket was not re-claimed while reading.
-                if b.stamp.load(Ordering::Acquire) == s {
+                if b.stamp.load(LOAD) == s {
                     start = Some((e, snap));
                 }
             }
         }
-        let total = self.calls.load(Ordering::Acquire);
+        let total = self.calls.load(LOAD);
         let Some((_, [c0, f0, s0])) = start else {
             return (Counts::default(), total);
         };
         let calls = total.saturating_sub(c0);
-        let failures = self.bad[0].load(Ordering::Acquire).saturating_sub(f0);
-        let slow = self.bad[1].load(Ordering::Acquire).saturating_sub(s0);
+        let failures = self.bad[0].load(LOAD).saturating_sub(f0);
+        let slow = self.bad[1].load(LOAD).saturating_sub(s0);
         let c = Counts {
             calls,
             failures: failures.min(calls),
@@ -313,7 +297,7 @@ impl TimeWindow {
 
     /// What metrics show: the live counts, or the frozen ones while sealed.
     pub(crate) fn current_counts(&self, now_ns: u64) -> Counts {
-        let g = self.gate.tag.load(Ordering::Acquire);
+        let g = self.gate.tag.load(LOAD);
         if g & SEALED != 0 {
             // Relaxed: see `freeze`.
             return Counts {
@@ -326,7 +310,7 @@ impl TimeWindow {
     }
 
     pub(crate) fn lifetime_calls(&self) -> u64 {
-        self.calls.load(Ordering::Acquire)
+        self.calls.load(LOAD)
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
