@@ -87,7 +87,7 @@ pub struct Config {
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub max_half_open_wait: Duration,
     /// Invocation timeout for async calls; a timed-out call counts as a failure. Needs the
-    /// `tokio` feature to take effect.
+    /// `tokio` feature: without it, validation refuses a timeout rather than ignore it.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub call_timeout: Option<Duration>,
 }
@@ -221,9 +221,10 @@ impl Config {
                     && (self.failure_rate_threshold.is_some()
                         || self.slow_call_rate_threshold.is_some())
                 {
-                    return Err(ConfigError::Inconsistent {
+                    return Err(ConfigError::OutOfRange {
                         field: "minimum_calls",
-                        reason: "larger than the count window, so rates could never be evaluated",
+                        value: format!("{} (with a count window of {size})", self.minimum_calls),
+                        expected: "1 ..= the count window size (rates could never be evaluated)",
                     });
                 }
             }
@@ -322,6 +323,12 @@ impl Config {
             if t.is_zero() {
                 return Err(out_of_range("call_timeout", t, "(0, ∞)"));
             }
+            // Without a timer the timeout could not be applied: refuse rather than ignore it.
+            #[cfg(not(feature = "tokio"))]
+            return Err(ConfigError::Inconsistent {
+                field: "call_timeout",
+                reason: "needs the `tokio` feature (without it the timeout could not be applied)",
+            });
         }
         Ok(())
     }
@@ -360,6 +367,9 @@ pub struct Builder<C> {
     config: Config,
     clock: C,
     name: Option<String>,
+    /// Whether `minimum_calls` was set (by `minimum_calls` or `config`); if not, it follows a
+    /// count window smaller than its default.
+    minimum_set: bool,
 }
 
 impl<C: Clock> Builder<C> {
@@ -368,12 +378,14 @@ impl<C: Clock> Builder<C> {
             config: Config::default(),
             clock,
             name: None,
+            minimum_set: false,
         }
     }
 
     /// Replaces every setting with `config` (for instance one read from a file).
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
+        self.minimum_set = true;
         self
     }
 
@@ -389,6 +401,7 @@ impl<C: Clock> Builder<C> {
             config: self.config,
             clock,
             name: self.name,
+            minimum_set: self.minimum_set,
         }
     }
 
@@ -417,9 +430,11 @@ impl<C: Clock> Builder<C> {
         self
     }
 
-    /// Calls the window must hold before rates are evaluated. Default 10.
+    /// Calls the window must hold before rates are evaluated. Default 10, or the count
+    /// window's size when that is smaller and this is not set.
     pub fn minimum_calls(mut self, n: u32) -> Self {
         self.config.minimum_calls = n;
+        self.minimum_set = true;
         self
     }
 
@@ -483,7 +498,13 @@ impl<C: Clock> Builder<C> {
     }
 
     /// Validates the configuration and builds the breaker.
-    pub fn build(self) -> Result<CircuitBreaker<C>, ConfigError> {
+    pub fn build(mut self) -> Result<CircuitBreaker<C>, ConfigError> {
+        if let WindowConfig::Count { size } = self.config.window {
+            if !self.minimum_set && size >= 1 && size < self.config.minimum_calls {
+                // The default minimum follows a smaller window (`count_window(5)` alone works).
+                self.config.minimum_calls = size;
+            }
+        }
         self.config.validate()?;
         Ok(CircuitBreaker::from_parts(
             self.config,
@@ -685,5 +706,44 @@ mod tests {
         }
         .validate()
         .unwrap();
+    }
+
+    #[test]
+    fn the_default_minimum_follows_a_smaller_count_window() {
+        let b = crate::CircuitBreaker::builder()
+            .count_window(5)
+            .build()
+            .unwrap();
+        assert_eq!(b.config().minimum_calls, 5);
+        // Set explicitly, it is checked, and the message shows both values.
+        let e = crate::CircuitBreaker::builder()
+            .minimum_calls(20)
+            .count_window(5)
+            .build()
+            .unwrap_err();
+        assert_eq!(e.field(), "minimum_calls");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("20") && msg.contains("count window of 5"),
+            "{msg}"
+        );
+        // A larger window keeps the default.
+        let b = crate::CircuitBreaker::builder()
+            .count_window(500)
+            .build()
+            .unwrap();
+        assert_eq!(b.config().minimum_calls, 10);
+    }
+
+    #[test]
+    fn call_timeout_needs_the_tokio_feature() {
+        let r = crate::CircuitBreaker::builder()
+            .call_timeout(Duration::from_millis(500))
+            .build();
+        if cfg!(feature = "tokio") {
+            assert!(r.is_ok());
+        } else {
+            assert_eq!(r.unwrap_err().field(), "call_timeout");
+        }
     }
 }
