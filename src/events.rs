@@ -61,6 +61,28 @@ pub enum TransitionReason {
     Reset,
 }
 
+impl std::fmt::Display for TransitionReason {
+    /// Human-readable, rates as percentages: `tripped: failure rate 76% >= 50% over 29 calls`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TransitionReason::Tripped(r) => write!(f, "tripped: {r}"),
+            TransitionReason::OpenWaitElapsed => f.write_str("open wait elapsed"),
+            TransitionReason::TrialsSucceeded { successes } => {
+                write!(f, "{successes} trial calls succeeded")
+            }
+            TransitionReason::TrialFailed { slow: false } => f.write_str("a trial call failed"),
+            TransitionReason::TrialFailed { slow: true } => f.write_str("a trial call was slow"),
+            TransitionReason::HalfOpenTimedOut => {
+                f.write_str("half-open full for longer than max_half_open_wait")
+            }
+            TransitionReason::ForcedOpen => f.write_str("forced open"),
+            TransitionReason::Disabled => f.write_str("disabled"),
+            TransitionReason::MetricsOnly => f.write_str("metrics only"),
+            TransitionReason::Reset => f.write_str("reset"),
+        }
+    }
+}
+
 /// A state change.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Transition {
@@ -204,5 +226,27 @@ impl Listeners {
     pub(crate) fn panics(&self) -> u64 {
         // Relaxed: a statistic.
         self.panics.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_read_as_sentences_with_percentages() {
+        let r = TransitionReason::Tripped(TripReason::FailureRate {
+            rate: 0.7586206896551724,
+            threshold: 0.5,
+            calls: 29,
+        });
+        assert_eq!(
+            r.to_string(),
+            "tripped: failure rate 76% >= 50% over 29 calls"
+        );
+        assert_eq!(
+            TransitionReason::TrialsSucceeded { successes: 3 }.to_string(),
+            "3 trial calls succeeded"
+        );
     }
 }

@@ -34,6 +34,35 @@ pub enum TripReason {
     },
 }
 
+impl std::fmt::Display for TripReason {
+    /// `failure rate 76% >= 50% over 29 calls`, `5 consecutive failures`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            TripReason::FailureRate {
+                rate,
+                threshold,
+                calls,
+            } => write!(
+                f,
+                "failure rate {:.0}% >= {:.0}% over {calls} calls",
+                rate * 100.0,
+                threshold * 100.0
+            ),
+            TripReason::SlowCallRate {
+                rate,
+                threshold,
+                calls,
+            } => write!(
+                f,
+                "slow-call rate {:.0}% >= {:.0}% over {calls} calls",
+                rate * 100.0,
+                threshold * 100.0
+            ),
+            TripReason::ConsecutiveFailures { count } => write!(f, "{count} consecutive failures"),
+        }
+    }
+}
+
 /// The trip rules of one breaker, each optional.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct TripRules {

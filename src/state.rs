@@ -447,6 +447,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "millions of steps; the normal test run covers it")]
     fn an_idle_open_breaker_reads_as_pending_at_most_one_wait_per_wrap() {
         let wait_ms = 10_000;
         let w = closed(1).open(0, Duration::from_millis(wait_ms));

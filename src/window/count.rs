@@ -551,6 +551,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "millions of steps; the normal test run covers it")]
     fn every_slot_is_swept_within_sweep_span_generations() {
         use crate::window::tag::{Age, SWEEP_SPAN};
         let w = CountWindow::new(MAX_SIZE.min(100_000), t(0));

@@ -115,6 +115,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "millions of steps; the normal test run covers it")]
     fn refreshed_on_every_generation_it_never_wraps_into_the_future() {
         let s = Streak::new(Tag::of(0));
         s.fail(Tag::of(0));

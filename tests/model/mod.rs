@@ -199,6 +199,8 @@ pub struct Model {
     gen: u32,
     now_ms: u64,
     deadline_ms: u64,
+    /// When the current HALF-OPEN period began (for `max_half_open_wait`, default 60 s).
+    half_open_since_ms: u64,
     inflight: u32,
     trial_successes: u32,
     /// Outcomes of the current closed generation: (time in ms, failed, slow).
@@ -224,6 +226,7 @@ impl Model {
             gen: 0,
             now_ms: 0,
             deadline_ms: 0,
+            half_open_since_ms: 0,
             inflight: 0,
             trial_successes: 0,
             window: VecDeque::new(),
@@ -242,6 +245,9 @@ impl Model {
     fn enter(&mut self, state: State) {
         self.gen = (self.gen + 1) & GEN_MASK;
         self.state = state;
+        if state == State::HalfOpen {
+            self.half_open_since_ms = self.now_ms;
+        }
         if matches!(state, State::Closed | State::MetricsOnly) {
             self.window.clear();
             self.streak = 0;
@@ -339,6 +345,16 @@ impl Model {
             State::HalfOpen if self.inflight < self.s.permits => {
                 self.inflight += 1;
                 p(self.gen, Kind::Trial, self.now_ms)
+            }
+            // Full for `max_half_open_wait` (the default, 60 s): re-open at the next step.
+            State::HalfOpen if self.now_ms - self.half_open_since_ms >= 60_000 => {
+                self.open();
+                self.rejected += 1;
+                Err((
+                    State::Open,
+                    (self.deadline_ms > self.now_ms)
+                        .then(|| Duration::from_millis(self.deadline_ms - self.now_ms)),
+                ))
             }
             State::HalfOpen => {
                 self.rejected += 1;
