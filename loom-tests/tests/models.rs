@@ -4,7 +4,9 @@
 //!
 //! Compiled only under `--cfg breakerbox_loom`; see `.ci/loom.sh`. Each model is small (two or
 //! three threads, one or two operations each) and uses the manual clock, so nothing waits for
-//! real time. The same assertions run under the `planted-bug` feature, which must make them fail.
+//! real time. Racing operations run on spawned threads: with listeners attached, loom was seen
+//! to explore only one schedule of the main thread racing a spawned one (the backoff model
+//! below then missed the defect it exists for; with both operations spawned it finds it). The same assertions run under the `planted-bug` feature, which must make them fail.
 #![cfg(breakerbox_loom)]
 
 use breakerbox::{
@@ -645,11 +647,15 @@ fn a_trip_racing_a_reset_takes_the_first_backoff_step() {
         assert_eq!(b.try_acquire().unwrap_err().retry_after(), Some(secs(2)));
         let log = Log::attach(&b);
         let br = b.clone();
-        let t = thread::spawn(move || br.reset());
-        if let Ok(p) = b.try_acquire() {
-            p.failure();
-        }
-        t.join().unwrap();
+        let t_reset = thread::spawn(move || br.reset());
+        let bf = b.clone();
+        let t_fail = thread::spawn(move || {
+            if let Ok(p) = bf.try_acquire() {
+                p.failure();
+            }
+        });
+        t_reset.join().unwrap();
+        t_fail.join().unwrap();
         for tr in log.transitions() {
             if let TransitionReason::Tripped(_) = tr.reason {
                 assert_eq!(
@@ -769,9 +775,13 @@ fn tags_wrap_and_the_breaker_still_counts_exactly() {
         b.try_acquire().unwrap().success();
         assert_eq!((b.state(), b.generation()), (State::Closed, 21));
         let late = thread::spawn(move || held.failure());
-        b.try_acquire().unwrap().success();
-        b.try_acquire().unwrap().success();
+        let bs = b.clone();
+        let fresh = thread::spawn(move || {
+            bs.try_acquire().unwrap().success();
+            bs.try_acquire().unwrap().success();
+        });
         late.join().unwrap();
+        fresh.join().unwrap();
         let m = b.metrics();
         assert_eq!(m.state, State::Closed, "{m:?}");
         assert_eq!(

@@ -27,14 +27,14 @@ fn exact(calls: u64, failures: u64) -> Counts {
     }
 }
 
-/// A count window of 2 goes through 4 racing phases, 6 generations apart (24 in all: the 3-bit
-/// tags wrap three times). In each phase a recorder of the generation that is ending races
+/// A count window of 2 goes through 2 racing phases, each after a sequential outage that wraps
+/// the 3-bit tags (loom allows 4 spawned threads per model, 2 per phase). In each phase a recorder of the generation that is ending races
 /// the transition (a seal, then the reset of the next CLOSED generation); afterwards the new
 /// generation records two failures and must show exactly those.
 pub fn count_window_survives_tag_wrap() {
     let w = Arc::new(CountWindow::new(2, Tag::of(0)));
     let mut gen = 0u32;
-    for _ in 0..4 {
+    for _ in 0..2 {
         // A CLOSED generation with a recorder in flight.
         gen += 1;
         w.reset(Tag::of(gen));
@@ -43,8 +43,15 @@ pub fn count_window_survives_tag_wrap() {
             let w = w.clone();
             thread::spawn(move || w.record(Tag::of(old), FAILED, true, 0))
         };
-        w.seal(Tag::of(gen + 1));
-        w.reset(Tag::of(gen + 2));
+        // (Every racing operation runs on a spawned thread: loom explores those fully.)
+        let t = {
+            let w = w.clone();
+            thread::spawn(move || {
+                w.seal(Tag::of(old + 1));
+                w.reset(Tag::of(old + 2));
+            })
+        };
+        t.join().unwrap();
         let late_or_counted = r.join().unwrap();
         assert!(matches!(
             late_or_counted,
@@ -55,8 +62,8 @@ pub fn count_window_survives_tag_wrap() {
         w.record(Tag::of(gen), FAILED, false, 0);
         w.record(Tag::of(gen), FAILED, false, 0);
         assert_eq!(w.counts(Tag::of(gen)), exact(2, 2), "gen {gen}");
-        // The outage: three more generations with nothing recorded.
-        for _ in 0..3 {
+        // The outage: nine more generations with nothing recorded (a full wrap of the tags).
+        for _ in 0..9 {
             gen += 1;
             w.seal(Tag::of(gen));
         }
@@ -74,7 +81,11 @@ pub fn count_window_sealed_shows_only_counted() {
             thread::spawn(move || w.record(Tag::of(0), FAILED, false, 0) != Recorded::Late)
         })
         .collect();
-    w.seal(Tag::of(1));
+    let sealer = {
+        let w = w.clone();
+        thread::spawn(move || w.seal(Tag::of(1)))
+    };
+    sealer.join().unwrap();
     let results: Vec<bool> = hs.into_iter().map(|h| h.join().unwrap()).collect();
     let counted = results.iter().filter(|&&c| c).count() as u64;
     assert_eq!(w.counts(Tag::of(1)), exact(counted, counted));
@@ -87,7 +98,7 @@ pub fn time_window_survives_tag_wrap() {
     let w = Arc::new(TimeWindow::new(MS, 2, Tag::of(0), 0));
     let mut gen = 0u32;
     let mut now = 0;
-    for _ in 0..4 {
+    for _ in 0..2 {
         gen += 1;
         w.reset(Tag::of(gen));
         let old = gen;
@@ -95,8 +106,14 @@ pub fn time_window_survives_tag_wrap() {
             let w = w.clone();
             thread::spawn(move || w.record(Tag::of(old), FAILED, now, false))
         };
-        w.seal(Tag::of(gen + 1), now);
-        w.reset(Tag::of(gen + 2));
+        let t = {
+            let w = w.clone();
+            thread::spawn(move || {
+                w.seal(Tag::of(old + 1), now);
+                w.reset(Tag::of(old + 2));
+            })
+        };
+        t.join().unwrap();
         let _ = r.join().unwrap();
         gen += 2;
         now += 10 * MS;
@@ -104,7 +121,7 @@ pub fn time_window_survives_tag_wrap() {
         w.record(Tag::of(gen), FAILED, now, false);
         w.record(Tag::of(gen), 0, now, false);
         assert_eq!(w.counts(Tag::of(gen), now), exact(2, 1), "gen {gen}");
-        for _ in 0..3 {
+        for _ in 0..9 {
             gen += 1;
             w.seal(Tag::of(gen), now);
         }
@@ -120,17 +137,21 @@ pub fn time_window_survives_tag_wrap() {
 pub fn streak_survives_tag_wrap() {
     let s = Arc::new(Streak::new(Tag::of(0)));
     let mut gen = 0u32;
-    for _ in 0..4 {
+    for _ in 0..2 {
         let old = gen;
         let f = {
             let s = s.clone();
             thread::spawn(move || s.fail(Tag::of(old)))
         };
+        let r = {
+            let s = s.clone();
+            thread::spawn(move || s.refresh(Tag::of(old + 1)))
+        };
         gen += 1;
-        s.refresh(Tag::of(gen));
+        r.join().unwrap();
         let _ = f.join().unwrap();
         assert_eq!(s.fail(Tag::of(gen)), Some(1), "gen {gen}");
-        for _ in 0..4 {
+        for _ in 0..9 {
             gen += 1;
             s.refresh(Tag::of(gen));
         }
