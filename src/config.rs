@@ -708,15 +708,16 @@ mod tests {
         .unwrap();
     }
 
+    // (A manual clock: Miri runs these, and the default clock reads the CPU's counter.)
     #[test]
     fn the_default_minimum_follows_a_smaller_count_window() {
-        let b = crate::CircuitBreaker::builder()
+        let b = Builder::with_clock(crate::ManualClock::new())
             .count_window(5)
             .build()
             .unwrap();
         assert_eq!(b.config().minimum_calls, 5);
         // Set explicitly, it is checked, and the message shows both values.
-        let e = crate::CircuitBreaker::builder()
+        let e = Builder::with_clock(crate::ManualClock::new())
             .minimum_calls(20)
             .count_window(5)
             .build()
@@ -728,7 +729,7 @@ mod tests {
             "{msg}"
         );
         // A larger window keeps the default.
-        let b = crate::CircuitBreaker::builder()
+        let b = Builder::with_clock(crate::ManualClock::new())
             .count_window(500)
             .build()
             .unwrap();
@@ -737,7 +738,7 @@ mod tests {
 
     #[test]
     fn call_timeout_needs_the_tokio_feature() {
-        let r = crate::CircuitBreaker::builder()
+        let r = Builder::with_clock(crate::ManualClock::new())
             .call_timeout(Duration::from_millis(500))
             .build();
         if cfg!(feature = "tokio") {
