@@ -18,10 +18,11 @@ CRIT="$CARGO_TARGET_DIR/criterion"
 PROFILE=(--profile bench)   # the benches' optimized profile, so everything builds once
 
 echo "== building"
-cargo bench --no-run --bench breakers
-cargo bench --no-run --features tower --bench tower
-cargo build "${PROFILE[@]}" --example latency --example memory --example bench_report
-cargo test "${PROFILE[@]}" --test alloc --no-run
+B=(-p breakerbox-bench)   # the peers and the tooling live in the bench/ member
+cargo bench --no-run "${B[@]}" --bench breakers
+cargo bench --no-run "${B[@]}" --bench tower
+cargo build "${PROFILE[@]}" "${B[@]}" --example latency --example memory --example bench_report
+cargo test "${PROFILE[@]}" -p breakerbox --test alloc --no-run
 
 rm -rf "$OUT" "$CRIT"
 mkdir -p "$OUT"
@@ -42,18 +43,18 @@ mkdir -p "$OUT"
 } > "$OUT/env.txt"
 
 echo "== criterion"
-cargo bench --bench breakers -- --warm-up-time "$WARMUP" --measurement-time "$MEASURE" --noplot \
+cargo bench "${B[@]}" --bench breakers -- --warm-up-time "$WARMUP" --measurement-time "$MEASURE" --noplot \
   | tee "$OUT/criterion.txt"
-cargo bench --features tower --bench tower -- --warm-up-time "$WARMUP" --measurement-time "$MEASURE" --noplot \
+cargo bench "${B[@]}" --bench tower -- --warm-up-time "$WARMUP" --measurement-time "$MEASURE" --noplot \
   | tee -a "$OUT/criterion.txt"
 
 echo "== latency"
-cargo run -q "${PROFILE[@]}" --example latency | tee "$OUT/latency.md"
+cargo run -q "${PROFILE[@]}" "${B[@]}" --example latency | tee "$OUT/latency.md"
 echo "== memory"
-cargo run -q "${PROFILE[@]}" --example memory | tee "$OUT/memory.md"
+cargo run -q "${PROFILE[@]}" "${B[@]}" --example memory | tee "$OUT/memory.md"
 echo "== allocations"
-cargo test "${PROFILE[@]}" --test alloc 2>&1 | tee "$OUT/alloc.txt" || true
+cargo test "${PROFILE[@]}" -p breakerbox --test alloc 2>&1 | tee "$OUT/alloc.txt" || true
 
 echo "load_after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/env.txt"
-cargo run -q "${PROFILE[@]}" --example bench_report -- "$OUT" "$CRIT" BENCHMARKS.md
+cargo run -q "${PROFILE[@]}" "${B[@]}" --example bench_report -- "$OUT" "$CRIT" BENCHMARKS.md
 echo "== wrote BENCHMARKS.md"

@@ -155,9 +155,9 @@ fn main() {
          one `block_on` of a current-thread tokio runtime per criterion sample (`iter_custom`), \
          so the runtime is entered once per batch, not per call. Shared runs spawn the threads \
          once per sample, start them on a barrier and report the mean per-thread time per call. \
-         The *mutex* row is the textbook breaker written in `benches/support/naive.rs`: one \
+         The *mutex* row is the textbook breaker written in `bench/benches/support/naive.rs`: one \
          `std::sync::Mutex`, locked on acquire and on record, `Instant::now()` when open. \
-         Sources: `benches/breakers.rs`, `benches/tower.rs`.\n"
+         Sources: `bench/benches/breakers.rs`, `bench/benches/tower.rs`.\n"
     );
     let _ = writeln!(r.out, "## Results\n");
     let peers_closed = [
@@ -330,16 +330,16 @@ fn main() {
     } else {
         let _ = writeln!(
             r.out,
-            "### tower layer\n\nNot measured in this run (`benches/tower.rs` needs `--features tower`).\n"
+            "### tower layer\n\nNot measured in this run (`bench/benches/tower.rs` did not run).\n"
         );
     }
 
     let _ = writeln!(r.out, "## Latency percentiles (hdrhistogram)\n");
     r.out.push_str(&read(&dir, "latency.md"));
-    let _ = writeln!(r.out, "\nSource: `examples/latency.rs`.\n");
+    let _ = writeln!(r.out, "\nSource: `bench/examples/latency.rs`.\n");
     let _ = writeln!(r.out, "## Memory\n");
     r.out.push_str(&read(&dir, "memory.md"));
-    let _ = writeln!(r.out, "\nSource: `examples/memory.rs`.\n");
+    let _ = writeln!(r.out, "\nSource: `bench/examples/memory.rs`.\n");
     let alloc = read(&dir, "alloc.txt");
     let alloc_ok = alloc.contains("test result: ok") && alloc.contains("zero_allocations_per_call");
     let _ =
@@ -442,10 +442,10 @@ fn main() {
     let _ = writeln!(
         r.out,
         "## Reproduce\n\n```sh\nbash bench/report.sh            # everything above, rewrites BENCHMARKS.md\n\
-         cargo bench --bench breakers    # criterion only\n\
-         cargo bench --features tower --bench tower\n\
-         cargo run --release --example latency\n\
-         cargo run --release --example memory\n\
+         cargo bench -p breakerbox-bench --bench breakers    # criterion only\n\
+         cargo bench -p breakerbox-bench --bench tower\n\
+         cargo run --release -p breakerbox-bench --example latency\n\
+         cargo run --release -p breakerbox-bench --example memory\n\
          cargo test --release --test alloc\n```"
     );
     std::fs::write(&out_path, &r.out).expect("write report");

@@ -7,7 +7,7 @@
 //! batch of 100*, which smooths single-call outliers (a max here is the slowest batch / 100).
 //! The timer's own cost is shown too (an empty batch, and one call per timing).
 //!
-//! Run: `cargo run --release --example latency` (prints a markdown table).
+//! Run: `cargo run --release -p breakerbox-bench --example latency` (prints a markdown table).
 //! Threads for the shared runs: `BENCH_THREADS` (default 2). Seconds per row: `LATENCY_SECS`
 //! (default 1).
 

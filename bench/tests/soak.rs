@@ -1,8 +1,8 @@
 //! Soak test: a flapping upstream under concurrent load. Nothing lost, nothing stuck.
 //!
 //! ```sh
-//! cargo test --release --features axum --test soak -- --nocapture              # ~32 s
-//! SOAK_SECONDS=300 cargo test --release --features axum --test soak -- --nocapture
+//! cargo test --release -p breakerbox-bench --test soak -- --nocapture              # ~32 s
+//! SOAK_SECONDS=300 cargo test --release -p breakerbox-bench --test soak -- --nocapture
 //! ```
 //!
 //! A real upstream (axum on 127.0.0.1) goes through phases: healthy, 100 % `500`, slow answers

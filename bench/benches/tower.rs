@@ -6,7 +6,7 @@
 //! involved, so the difference between `passthrough` and `breakerbox_*` is the layer's own
 //! cost (permit acquire, `Arc` clone for the owned permit, outcome classification and record).
 //!
-//! Run: `cargo bench --features tower --bench tower`.
+//! Run: `cargo bench -p breakerbox-bench --bench tower`.
 
 use breakerbox::tower::CircuitBreakerLayer;
 use breakerbox::{CircuitBreaker, State};

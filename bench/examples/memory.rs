@@ -4,7 +4,7 @@
 //! Heap figures come from a counting global allocator (bytes allocated minus bytes freed, over
 //! the whole process); RSS from `/proc/self/statm` (resident pages x 4 KiB).
 //!
-//! Run: `cargo run --release --example memory`.
+//! Run: `cargo run --release -p breakerbox-bench --example memory`.
 
 use breakerbox::{CircuitBreaker, Config, ManualClock, Registry, State};
 use std::alloc::{GlobalAlloc, Layout, System};

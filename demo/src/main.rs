@@ -1,8 +1,9 @@
 //! A breaker guarding a simulated dependency that goes through its phases: healthy, failing,
 //! recovering, slow, recovering. Four worker threads call it in a loop; the timeline shows the breaker's
-//! state, what the callers saw, and every transition as it happens. About 10 seconds.
+//! state, what the callers saw, and every transition as it happens. About 11 seconds.
 //!
-//! Run: `cargo run --release --example demo`
+//! Run: `cargo run --release -p breakerbox-demo` (a workspace member of its own, so it builds
+//! the library alone, not the benchmark tooling).
 
 use breakerbox::{CallError, CircuitBreaker, EventKind, OpenWait, State};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
