@@ -50,6 +50,9 @@
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
+// docs.rs (all features, `--cfg docsrs`): label every feature-gated item with its feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(docsrs, doc(auto_cfg(hide(breakerbox_loom))))]
 
 mod backoff;
 mod breaker;
