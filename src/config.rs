@@ -60,13 +60,19 @@ pub enum WindowConfig {
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct Config {
     /// Trip when the failure rate in the window reaches this (in `(0, 1]`); `None` disables.
+    /// In a config file: a number, or `"off"` (or `false`, or `null` where the format has one).
+    #[cfg_attr(feature = "serde", serde(with = "off"))]
     pub failure_rate_threshold: Option<f64>,
     /// Trip when the slow-call rate in the window reaches this (in `(0, 1]`); `None` disables.
+    /// In a config file: a number or `"off"`.
+    #[cfg_attr(feature = "serde", serde(with = "off"))]
     pub slow_call_rate_threshold: Option<f64>,
     /// A call at least this long is slow (must be > 0 when the slow rule is on).
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub slow_call_duration: Duration,
-    /// Trip after this many failures in a row; `None` disables.
+    /// Trip after this many failures in a row; `None` disables. In a config file: a number or
+    /// `"off"`.
+    #[cfg_attr(feature = "serde", serde(with = "off"))]
     pub consecutive_failures: Option<u32>,
     /// Rates are only evaluated once the window holds this many calls.
     pub minimum_calls: u32,
@@ -90,6 +96,48 @@ pub struct Config {
     /// `tokio` feature: without it, validation refuses a timeout rather than ignore it.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub call_timeout: Option<Duration>,
+}
+
+/// Optional rules in config files: TOML has no `null`, so a rule that is on by default (the
+/// failure rate) could not be switched off. A value, `"off"`, `false` or `null` is accepted, and
+/// `None` is written as `"off"`, so every configuration round-trips through TOML, YAML and JSON.
+#[cfg(feature = "serde")]
+mod off {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw<T> {
+        Value(T),
+        Flag(bool),
+        Word(String),
+    }
+
+    pub(super) fn serialize<S: Serializer, T: Serialize>(
+        v: &Option<T>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => v.serialize(s),
+            None => s.serialize_str("off"),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        match Option::<Raw<T>>::deserialize(d)? {
+            None | Some(Raw::Flag(false)) => Ok(None),
+            Some(Raw::Value(v)) => Ok(Some(v)),
+            Some(Raw::Word(w)) if w == "off" => Ok(None),
+            Some(_) => Err(D::Error::custom(
+                "expected a number, or \"off\" (also `false` or null) to switch the rule off",
+            )),
+        }
+    }
 }
 
 /// The default [`Config::max_half_open_wait`]: one minute.

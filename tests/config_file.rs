@@ -88,3 +88,69 @@ fn unknown_fields_and_bad_types_are_parse_errors_that_name_the_field() {
         .to_string();
     assert!(e.contains("wait"), "{e}");
 }
+
+/// The annotated example file (`examples/breakerbox.toml`) parses, builds, and says what it
+/// means.
+#[test]
+fn the_documented_example_file_is_valid() {
+    let c = parse(include_str!("../examples/breakerbox.toml")).unwrap();
+    assert_eq!(c.failure_rate_threshold, Some(0.5));
+    assert_eq!(c.slow_call_rate_threshold, Some(0.8));
+    assert_eq!(c.consecutive_failures, None);
+    assert_eq!(c.minimum_calls, 20);
+    assert_eq!(c.window, WindowConfig::Count { size: 100 });
+    assert_eq!(c.max_half_open_wait, Duration::from_secs(60));
+    assert_eq!(c.call_timeout, Some(Duration::from_secs(10)));
+    c.validate().unwrap();
+}
+
+/// TOML has no null: "off" (or false) switches a rule off, which is how "consecutive failures
+/// only" is written.
+#[test]
+fn rules_switch_off_in_toml() {
+    let c = parse(
+        r#"
+        failure_rate_threshold = "off"
+        consecutive_failures = 5
+        "#,
+    )
+    .unwrap();
+    assert_eq!(c.failure_rate_threshold, None);
+    assert_eq!(c.consecutive_failures, Some(5));
+    c.validate().unwrap();
+    assert_eq!(
+        parse("failure_rate_threshold = false")
+            .unwrap()
+            .failure_rate_threshold,
+        None
+    );
+    let e = parse(r#"failure_rate_threshold = "sometimes""#).unwrap_err();
+    assert!(e.to_string().contains("failure_rate_threshold"), "{e}");
+    assert!(e.to_string().contains("off"), "{e}");
+}
+
+/// Every configuration round-trips through TOML and JSON, including rules switched off.
+#[test]
+fn configurations_round_trip_through_toml_and_json() {
+    let only_consecutive = Config {
+        failure_rate_threshold: None,
+        consecutive_failures: Some(3),
+        ..Config::default()
+    };
+    let with_everything = parse(include_str!("../examples/breakerbox.toml")).unwrap();
+    for c in [Config::default(), only_consecutive, with_everything] {
+        let text = toml::to_string(&c).unwrap();
+        assert_eq!(parse(&text).unwrap(), c, "TOML:\n{text}");
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Config>(&json).unwrap(),
+            c,
+            "JSON: {json}"
+        );
+    }
+    // JSON's null also switches a rule off.
+    let c: Config =
+        serde_json::from_str(r#"{"failure_rate_threshold": null, "consecutive_failures": 2}"#)
+            .unwrap();
+    assert_eq!(c.failure_rate_threshold, None);
+}
