@@ -14,7 +14,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use breakerbox::tower::{BreakerError, CircuitBreakerLayer, STATE_HEADER};
-use breakerbox::{CircuitBreaker, Config, Metrics, Registry};
+use breakerbox::{CircuitBreaker, Metrics, Registry};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -66,7 +66,7 @@ async fn main() -> Result<(), BoxError> {
     tokio::spawn(async move { axum::serve(ds_listener, ds_app).await });
 
     // One breaker per downstream, each with its own configuration.
-    let registry = Arc::new(Registry::new(Config::default()));
+    let registry = Arc::new(Registry::default());
     let config = |failures: u32, wait: u64| {
         CircuitBreaker::builder()
             .consecutive_failures(failures)

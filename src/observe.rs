@@ -16,7 +16,7 @@
 //! let breaker = CircuitBreaker::builder().name("db").build().unwrap();
 //! install_metrics(&breaker); // listener + the initial state gauge
 //!
-//! let registry = Registry::new(Config::default());
+//! let registry = Registry::new(Config::default()).unwrap();
 //! registry.on_event(metrics_listener()); // every breaker, existing and future
 //! ```
 //!

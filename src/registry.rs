@@ -24,7 +24,7 @@ const OVERFLOW: &str = "(overflow)";
 /// ```
 /// use breakerbox::{Config, Registry};
 ///
-/// let registry = Registry::new(Config::default());
+/// let registry = Registry::new(Config::default())?; // an invalid default is a ConfigError
 /// registry
 ///     .configure("payments", Config { consecutive_failures: Some(3), ..Config::default() })
 ///     .unwrap();
@@ -34,6 +34,7 @@ const OVERFLOW: &str = "(overflow)";
 /// assert_eq!(payments.config().consecutive_failures, Some(3));
 /// assert_eq!(registry.get("inventory").config(), &Config::default());
 /// assert_eq!(registry.metrics().len(), 2);
+/// # Ok::<(), breakerbox::ConfigError>(())
 /// ```
 ///
 /// At most [`capacity_limit`](Self::capacity_limit) breakers:
@@ -41,7 +42,7 @@ const OVERFLOW: &str = "(overflow)";
 /// ```
 /// use breakerbox::{Config, Registry};
 ///
-/// let registry = Registry::new(Config::default()).with_capacity_limit(2).unwrap();
+/// let registry = Registry::default().with_capacity_limit(2).unwrap();
 /// registry.get("a");
 /// registry.get("b");
 /// assert!(registry.try_get("c").is_err()); // full: nothing created
@@ -93,43 +94,25 @@ impl Registry<DefaultClock> {
 
     /// A registry whose breakers use `default` unless configured by name, holding at most
     /// [`DEFAULT_CAPACITY_LIMIT`](Self::DEFAULT_CAPACITY_LIMIT) breakers (see
-    /// [`with_capacity_limit`](Self::with_capacity_limit)).
-    ///
-    /// An invalid `default` is replaced by [`Config::default`] (with a `tracing` warning under
-    /// the `tracing` feature; [`default_config`](Self::default_config) shows which applies).
-    /// Use [`Registry::try_new`] to get the [`ConfigError`] instead.
-    pub fn new(default: Config) -> Self {
+    /// [`with_capacity_limit`](Self::with_capacity_limit)). An invalid `default` is refused
+    /// with the [`ConfigError`] that names its field (never replaced behind your back);
+    /// [`Registry::default`] is the registry of [`Config::default`].
+    pub fn new(default: Config) -> Result<Self, ConfigError> {
         Self::with_clock(default, DefaultClock::default())
     }
+}
 
-    /// Like [`Registry::new`], but rejects an invalid default configuration.
-    pub fn try_new(default: Config) -> Result<Self, ConfigError> {
-        Self::try_with_clock(default, DefaultClock::default())
+impl Default for Registry<DefaultClock> {
+    /// A registry of [`Config::default`] breakers.
+    fn default() -> Self {
+        Self::from_valid(Config::default(), DefaultClock::default())
     }
 }
 
 impl<C: Clock + Clone> Registry<C> {
-    /// A registry on a given clock (a [`ManualClock`](crate::ManualClock) in tests).
-    ///
-    /// An invalid `default` is replaced by [`Config::default`], as in [`Registry::new`]; use
-    /// [`Registry::try_with_clock`] to get the [`ConfigError`] instead.
-    pub fn with_clock(default: Config, clock: C) -> Self {
-        let default = match default.validate() {
-            Ok(()) => default,
-            Err(_e) => {
-                #[cfg(feature = "tracing")]
-                tracing::warn!(
-                    error = %_e,
-                    "invalid default configuration for a breakerbox Registry; using Config::default()"
-                );
-                Config::default()
-            }
-        };
-        Self::from_valid(default, clock)
-    }
-
-    /// Like [`Registry::with_clock`], but rejects an invalid default configuration.
-    pub fn try_with_clock(default: Config, clock: C) -> Result<Self, ConfigError> {
+    /// A registry on a given clock (a [`ManualClock`](crate::ManualClock) in tests); an invalid
+    /// `default` is refused, as in [`Registry::new`].
+    pub fn with_clock(default: Config, clock: C) -> Result<Self, ConfigError> {
         default.validate()?;
         Ok(Self::from_valid(default, clock))
     }

@@ -17,7 +17,7 @@
 //!
 //! Run: `cargo bench -p breakerbox-bench --bench breakers` (see bench/report.sh for the full report).
 
-use breakerbox::{CircuitBreaker, Config, Registry, State};
+use breakerbox::{CircuitBreaker, Registry, State};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -528,7 +528,7 @@ fn threads(c: &mut Criterion) {
 
 fn registry(c: &mut Criterion) {
     let mut g = c.benchmark_group("registry");
-    let reg = Registry::new(Config::default());
+    let reg = Registry::default();
     for i in 0..1_000 {
         reg.get(&format!("service-{i}"));
     }

@@ -6,7 +6,7 @@
 //!
 //! Run: `cargo run --release -p breakerbox-bench --example memory`.
 
-use breakerbox::{CircuitBreaker, Config, ManualClock, Registry, State};
+use breakerbox::{CircuitBreaker, ManualClock, Registry, State};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
@@ -135,7 +135,7 @@ fn main() {
     let names: Vec<String> = (0..100_000).map(|i| format!("service-{i:06}")).collect();
     let rss0 = rss_kib();
     let (reg, heap) = heap_of(|| {
-        let reg = Registry::new(Config::default())
+        let reg = Registry::default()
             .with_capacity_limit(100_000)
             .expect("a non-zero limit");
         for n in &names {

@@ -265,10 +265,9 @@ mod tests {
     /// defect 9: every distinct host created a breaker that was never removed).
     #[test]
     fn attacker_chosen_hosts_do_not_grow_the_registry_past_its_limit() {
-        let registry = Arc::new(Registry::with_clock(
-            crate::Config::default(),
-            crate::ManualClock::new(),
-        ));
+        let registry = Arc::new(
+            Registry::with_clock(crate::Config::default(), crate::ManualClock::new()).unwrap(),
+        );
         let keyed = Keyed::new(registry.clone(), ByHost);
         for i in 0..20_000 {
             let permit = keyed
@@ -288,6 +287,7 @@ mod tests {
     fn full_registry_routes_new_keys_to_the_overflow_breaker() {
         let registry = Arc::new(
             Registry::with_clock(crate::Config::default(), crate::ManualClock::new())
+                .unwrap()
                 .with_capacity_limit(1)
                 .expect("non-zero limit"),
         );
@@ -317,10 +317,9 @@ mod tests {
         use ::tower::{ServiceBuilder, ServiceExt};
         use axum::{error_handling::HandleErrorLayer, routing::get, Router};
 
-        let registry = Arc::new(Registry::with_clock(
-            crate::Config::default(),
-            crate::ManualClock::new(),
-        ));
+        let registry = Arc::new(
+            Registry::with_clock(crate::Config::default(), crate::ManualClock::new()).unwrap(),
+        );
         let app: Router = Router::new()
             .route("/users/{id}", get(|| async { "ok" }))
             .layer(

@@ -242,7 +242,7 @@ async fn state_header_is_opt_in() {
 
 #[tokio::test]
 async fn keyed_per_path_and_per_host() {
-    let registry = Arc::new(Registry::with_clock(Config::default(), ManualClock::new()));
+    let registry = Arc::new(Registry::with_clock(Config::default(), ManualClock::new()).unwrap());
     registry
         .configure(
             "/flaky",
@@ -284,7 +284,7 @@ async fn keyed_per_path_and_per_host() {
     assert_eq!(ok.expect("another route still passes").status(), 200);
     assert_eq!(registry.names(), ["/fine", "/flaky"]);
 
-    let hosts = Arc::new(Registry::with_clock(Config::default(), ManualClock::new()));
+    let hosts = Arc::new(Registry::with_clock(Config::default(), ManualClock::new()).unwrap());
     let mut svc = CircuitBreakerLayer::per_host(hosts.clone()).layer(service_fn(by_path));
     for uri in [
         "http://a.test/200",
@@ -304,7 +304,7 @@ async fn keyed_per_path_and_per_host() {
             .unwrap_or("none")
             .to_string()
     };
-    let tenants = Arc::new(Registry::with_clock(Config::default(), ManualClock::new()));
+    let tenants = Arc::new(Registry::with_clock(Config::default(), ManualClock::new()).unwrap());
     let mut svc = CircuitBreakerLayer::keyed(tenants.clone(), by_tenant).layer(service_fn(by_path));
     let r = Request::get("/").header("x-tenant", "acme").body(());
     let _ = svc
