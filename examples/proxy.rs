@@ -193,6 +193,7 @@ async fn create(State(proxy): State<ProxyState>, body: Bytes) -> impl IntoRespon
             if let Some(secs) = open.retry_after_secs() {
                 headers.insert("retry-after", HeaderValue::from(secs));
             }
+            headers.insert(STATE_HEADER, HeaderValue::from_static(open.state().as_str()));
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 headers,

@@ -129,7 +129,7 @@ pub enum BreakerError<E> {
     Rejected(CircuitOpen),
     /// The inner service did not answer within the timeout; the call counted as a failure
     /// and the inner future was dropped.
-    Timeout(Duration),
+    Timeout(TimedOut),
     /// The inner service returned this error (classified by the layer's classifier; a
     /// failure by default).
     Inner(E),
@@ -144,6 +144,14 @@ impl<E> BreakerError<E> {
     /// Whether the request ran past the invocation timeout.
     pub fn is_timeout(&self) -> bool {
         matches!(self, BreakerError::Timeout(_))
+    }
+
+    /// The timeout, if the request ran past it.
+    pub fn timeout(&self) -> Option<&TimedOut> {
+        match self {
+            BreakerError::Timeout(t) => Some(t),
+            _ => None,
+        }
     }
 
     /// The rejection, if the breaker refused the request.
@@ -166,11 +174,51 @@ impl<E> BreakerError<E> {
     pub fn map_inner<F>(self, f: impl FnOnce(E) -> F) -> BreakerError<F> {
         match self {
             BreakerError::Rejected(r) => BreakerError::Rejected(r),
-            BreakerError::Timeout(d) => BreakerError::Timeout(d),
+            BreakerError::Timeout(t) => BreakerError::Timeout(t),
             BreakerError::Inner(e) => BreakerError::Inner(f(e)),
         }
     }
 }
+
+/// A request that ran past the layer's invocation timeout (it counted as a failure).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimedOut {
+    after: Duration,
+    state: State,
+    pub(crate) state_header: bool,
+}
+
+impl TimedOut {
+    pub(crate) fn new(after: Duration, state: State, state_header: bool) -> Self {
+        TimedOut {
+            after,
+            state,
+            state_header,
+        }
+    }
+
+    /// The timeout that elapsed.
+    pub fn after(&self) -> Duration {
+        self.after
+    }
+
+    /// The breaker's state right after the timeout was counted as a failure.
+    pub fn state(&self) -> State {
+        self.state
+    }
+}
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "request timed out after {:.3}s",
+            self.after.as_secs_f64()
+        )
+    }
+}
+
+impl Error for TimedOut {}
 
 impl<E> From<CircuitOpen> for BreakerError<E> {
     fn from(r: CircuitOpen) -> Self {
@@ -182,9 +230,7 @@ impl<E: fmt::Display> fmt::Display for BreakerError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BreakerError::Rejected(r) => r.fmt(f),
-            BreakerError::Timeout(d) => {
-                write!(f, "request timed out after {:.3}s", d.as_secs_f64())
-            }
+            BreakerError::Timeout(t) => t.fmt(f),
             BreakerError::Inner(e) => e.fmt(f),
         }
     }
@@ -233,11 +279,16 @@ mod axum_impls {
         fn into_response(self) -> Response {
             match self {
                 BreakerError::Rejected(r) => r.into_response(),
-                BreakerError::Timeout(d) => (
-                    StatusCode::GATEWAY_TIMEOUT,
-                    format!("request timed out after {:.3}s", d.as_secs_f64()),
-                )
-                    .into_response(),
+                BreakerError::Timeout(t) => {
+                    let mut res = (StatusCode::GATEWAY_TIMEOUT, t.to_string()).into_response();
+                    if t.state_header {
+                        res.headers_mut().insert(
+                            super::super::STATE_HEADER,
+                            HeaderValue::from_static(t.state().as_str()),
+                        );
+                    }
+                    res
+                }
                 BreakerError::Inner(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
             }
         }

@@ -1,6 +1,7 @@
 //! The response future: holds the permit until the inner future completes.
 
 use super::classify::Classify;
+use super::error::TimedOut;
 use super::error::{BreakerError, CircuitOpen};
 use super::STATE_HEADER;
 use crate::{Clock, OwnedPermit};
@@ -114,10 +115,16 @@ where
                 }
                 if let Some(sleep) = sleep.as_pin_mut() {
                     ready!(sleep.poll(cx));
-                    if let Some(p) = permit.take() {
+                    let state = permit.take().map(|p| {
+                        let breaker = std::sync::Arc::clone(p.breaker());
                         p.failure();
-                    }
-                    return Poll::Ready(Err(BreakerError::Timeout(*timeout)));
+                        breaker.state()
+                    });
+                    return Poll::Ready(Err(BreakerError::Timeout(TimedOut::new(
+                        *timeout,
+                        state.unwrap_or(crate::State::Closed),
+                        *state_header,
+                    ))));
                 }
                 Poll::Pending
             }

@@ -70,7 +70,7 @@ mod service;
 pub use classify::{ByStatus, Classify, DefaultClassifier};
 #[cfg(feature = "axum")]
 pub use error::{handle_box_error, handle_error};
-pub use error::{BreakerError, CircuitOpen};
+pub use error::{BreakerError, CircuitOpen, TimedOut};
 pub use future::ResponseFuture;
 pub use layer::CircuitBreakerLayer;
 #[cfg(feature = "axum")]

@@ -190,8 +190,9 @@ async fn timeouts_are_failures() {
     });
     let mut svc = CircuitBreakerLayer::new(b.clone())
         .timeout(Duration::from_millis(20))
+        .state_header(true)
         .layer(hang);
-    for _ in 0..2 {
+    for expected in [State::Closed, State::Open] {
         let err = svc
             .ready()
             .await
@@ -199,7 +200,9 @@ async fn timeouts_are_failures() {
             .call(req("/"))
             .await
             .expect_err("timed out");
-        assert!(matches!(err, BreakerError::Timeout(d) if d == Duration::from_millis(20)));
+        assert!(matches!(&err, BreakerError::Timeout(t) if t.after() == Duration::from_millis(20)));
+        // The state after counting the timeout, for the 504's state header.
+        assert_eq!(err.timeout().map(|t| t.state()), Some(expected));
     }
     assert_eq!(b.metrics().failures, 2);
     assert_eq!(b.state(), State::Open);
@@ -348,8 +351,15 @@ async fn rejections_become_503_with_retry_after() {
     let res = handle_box_error("other".into()).await;
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
 
-    let res = BreakerError::<Infallible>::Timeout(Duration::from_secs(1)).into_response();
+    let res = BreakerError::<Infallible>::Timeout(super::error::TimedOut::new(
+        Duration::from_secs(1),
+        crate::State::Open,
+        true,
+    ))
+    .into_response();
     assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT);
+    // The 504 carries the state header like every other response of a layer that sets it.
+    assert_eq!(res.headers()[crate::tower::STATE_HEADER], "open");
 }
 
 #[tokio::test]
