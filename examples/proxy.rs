@@ -193,7 +193,10 @@ async fn create(State(proxy): State<ProxyState>, body: Bytes) -> impl IntoRespon
             if let Some(secs) = open.retry_after_secs() {
                 headers.insert("retry-after", HeaderValue::from(secs));
             }
-            headers.insert(STATE_HEADER, HeaderValue::from_static(open.state().as_str()));
+            headers.insert(
+                STATE_HEADER,
+                HeaderValue::from_static(open.state().as_str()),
+            );
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 headers,

@@ -75,6 +75,8 @@ pub use window::models as __loom_window_models;
 
 #[cfg(feature = "metrics")]
 pub mod observe;
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
 #[cfg(feature = "tower")]
 pub mod tower;
 
