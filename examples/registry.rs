@@ -117,7 +117,9 @@ async fn main() -> Result<(), BoxError> {
         .route("/stock", get(stock))
         .route("/metrics", get(metrics_json))
         .route("/metrics/prometheus", get(metrics_prometheus))
-        .with_state(app_state);
+        .with_state(app_state)
+        // The live page of every breaker (state, rates, calls, rejections, state changes).
+        .nest("/dashboard", breakerbox::tower::dashboard(registry.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -128,7 +130,7 @@ async fn main() -> Result<(), BoxError> {
 
     if serve_forever {
         log(format!(
-            "serving; try: curl -i http://{addr}/checkout, /stock, /metrics, /metrics/prometheus"
+            "serving; open http://{addr}/dashboard, or curl -i http://{addr}/checkout, /stock, /metrics, /metrics/prometheus"
         ));
         log(format!(
             "take a service down: curl -XPOST http://{ds_addr}/admin/payment/down"

@@ -67,7 +67,11 @@ mod layer;
 mod select;
 mod service;
 
+#[cfg(feature = "axum")]
+mod dashboard;
 pub use classify::{ByStatus, Classify, DefaultClassifier};
+#[cfg(feature = "axum")]
+pub use dashboard::{dashboard, snapshot_json};
 #[cfg(feature = "axum")]
 pub use error::{handle_box_error, handle_error};
 pub use error::{BreakerError, CircuitOpen, TimedOut};
