@@ -129,7 +129,7 @@ fn rules_switch_off_in_toml() {
     assert!(e.to_string().contains("off"), "{e}");
 }
 
-/// Every configuration round-trips through TOML and JSON, including rules switched off.
+/// Every configuration round-trips through TOML, YAML and JSON, including rules switched off.
 #[test]
 fn configurations_round_trip_through_toml_and_json() {
     let only_consecutive = Config {
