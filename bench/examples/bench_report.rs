@@ -208,7 +208,7 @@ fn main() {
     );
     r.table(
         "Half-open admission (acquire + give back), 1 thread",
-        "Half-open with a permit cap of 1,048,575, so it stays half-open. The peers have no \
+        "Half-open with a permit cap of 65,535 (`MAX_HALF_OPEN`), so it stays half-open. The peers have no \
          equivalent: failsafe and recloser admit every half-open call without a cap or a release \
          operation, so only the naive mutex breaker (same rules) is compared.",
         "half_open/breakerbox",
