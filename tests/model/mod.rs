@@ -118,7 +118,7 @@ pub enum Op {
 pub fn decode(bytes: &[u8]) -> (Setup, Vec<Op>) {
     let mut it = bytes.iter().copied();
     let mut next = move || it.next().unwrap_or(0);
-    let rate = |b: u8| (b % 5 != 0).then(|| f64::from(b % 10 + 1) / 10.0);
+    let rate = |b: u8| (!b.is_multiple_of(5)).then(|| f64::from(b % 10 + 1) / 10.0);
     let failure_rate = rate(next());
     let slow_rate = if next() % 3 == 0 { rate(next()) } else { None };
     let slow_ms = u64::from(next() % 50) + 1;
