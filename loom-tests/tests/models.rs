@@ -112,13 +112,19 @@ fn check_transition_chain(
     log
 }
 
-/// A breaker that opens on the first failure and waits 10 s before trials.
-fn breaker(clock: &ManualClock, permits: u32, successes: u32) -> Breaker {
+/// The builder of the models' usual breaker: opens on the first failure (no rate rule), a
+/// count window of 2.
+fn opens_on_first_failure(clock: &ManualClock) -> breakerbox::Builder<ManualClock> {
     CircuitBreaker::builder()
         .clock(clock.clone())
         .no_failure_rate()
         .consecutive_failures(1)
         .count_window(2)
+}
+
+/// A breaker that opens on the first failure and waits 10 s before trials.
+fn breaker(clock: &ManualClock, permits: u32, successes: u32) -> Breaker {
+    opens_on_first_failure(clock)
         .open_wait(Duration::from_secs(10))
         .half_open_permits(permits)
         .half_open_successes(successes)
@@ -632,11 +638,7 @@ fn a_trip_racing_a_reset_takes_the_first_backoff_step() {
     model(|| {
         let clock = ManualClock::new();
         let b = Arc::new(
-            CircuitBreaker::builder()
-                .clock(clock.clone())
-                .no_failure_rate()
-                .consecutive_failures(1)
-                .count_window(2)
+            opens_on_first_failure(&clock)
                 .open_wait_backoff(OpenWait::exponential(secs(1), secs(64)))
                 .build()
                 .unwrap(),
@@ -714,11 +716,7 @@ fn half_open_timeout_reopens_exactly_once() {
     model(|| {
         let clock = ManualClock::new();
         let b = Arc::new(
-            CircuitBreaker::builder()
-                .clock(clock.clone())
-                .no_failure_rate()
-                .consecutive_failures(1)
-                .count_window(2)
+            opens_on_first_failure(&clock)
                 .open_wait_backoff(OpenWait::exponential(secs(10), secs(100)))
                 .max_half_open_wait(secs(30))
                 .build()
