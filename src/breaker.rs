@@ -291,8 +291,6 @@ impl<C: Clock> CircuitBreaker<C> {
     /// than that moment).
     #[cold]
     fn half_open_expired(&self, w: Word) -> bool {
-        const MS_BITS: u32 = 43;
-        const MS_MASK: u64 = (1 << MS_BITS) - 1;
         let now = self.now_ms() & MS_MASK;
         // Relaxed: the stamp is a hint about one generation and publishes no other memory; a
         // stale read only delays the re-open until a later caller reads the stamp.
@@ -300,7 +298,7 @@ impl<C: Clock> CircuitBreaker<C> {
         if (cur >> MS_BITS) as u32 == w.gen() {
             return now.wrapping_sub(cur & MS_MASK) & MS_MASK >= self.max_half_open_ms;
         }
-        let stamp = ((w.gen() as u64) << MS_BITS) | now;
+        let stamp = half_open_stamp(w.gen(), now);
         // Relaxed: as above.
         let _ =
             self.half_open_since
@@ -551,7 +549,7 @@ impl<C: Clock> CircuitBreaker<C> {
             s.refresh(tag);
         }
         if to.is(State::HalfOpen) {
-            let stamp = ((to.gen() as u64) << 43) | (self.now_ms() & ((1 << 43) - 1));
+            let stamp = half_open_stamp(to.gen(), self.now_ms());
             // Relaxed: see `half_open_expired`.
             self.half_open_since.store(stamp, Ordering::Relaxed);
         }
@@ -826,6 +824,16 @@ impl<C: Clock> std::fmt::Debug for CircuitBreaker<C> {
             .field("generation", &self.generation())
             .finish_non_exhaustive()
     }
+}
+
+/// Milliseconds in a `half_open_since` stamp (2^43 ms: 278 years), below the generation.
+const MS_BITS: u32 = 43;
+const MS_MASK: u64 = (1 << MS_BITS) - 1;
+
+/// `[generation:21][ms:43]`: when HALF-OPEN generation `gen` was (first seen) entered.
+#[inline]
+fn half_open_stamp(gen: u32, now_ms: u64) -> u64 {
+    ((gen as u64) << MS_BITS) | (now_ms & MS_MASK)
 }
 
 /// `Ok` is a success, `Err` a failure.
