@@ -187,7 +187,8 @@ impl<C: Clock> CircuitBreaker<C> {
             State::Closed | State::Disabled | State::MetricsOnly => true,
             State::ForcedOpen => false,
             State::Open => w.remaining_ms(self.now_ms(), self.open_cap_ms).is_none(),
-            State::HalfOpen => w.inflight() < self.permits || self.half_open_expired(w),
+            // (Full past `max_half_open_wait`, the next caller re-opens: not admitted either.)
+            State::HalfOpen => w.inflight() < self.permits,
         }
     }
 
