@@ -140,7 +140,10 @@ fn leaked_trial_permits_are_reclaimed_after_max_half_open_wait() {
     assert!(b.try_acquire().is_err(), "still within max_half_open_wait");
     assert_eq!(b.state(), State::HalfOpen);
     clock.advance(secs(1));
-    assert!(!b.would_admit(), "the next caller re-opens: it would not be admitted");
+    assert!(
+        !b.would_admit(),
+        "the next caller re-opens: it would not be admitted"
+    );
     // The next caller re-opens at the next backoff step (2 s) and is itself rejected.
     let rejected = b.try_acquire().unwrap_err();
     assert_eq!(rejected.state(), State::Open);
