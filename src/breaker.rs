@@ -762,6 +762,7 @@ impl<C: Clock> CircuitBreaker<C> {
             window_slow_calls: counts.slow,
             failure_rate: rate(counts.failures),
             slow_call_rate: rate(counts.slow),
+            rates_ready: counts.calls > 0 && counts.calls >= self.rules.minimum_calls,
             half_open_in_flight: if w.is(State::HalfOpen) {
                 w.inflight()
             } else {

@@ -418,6 +418,9 @@ pub struct Builder<C> {
     /// Whether `minimum_calls` was set (by `minimum_calls` or `config`); if not, it follows a
     /// count window smaller than its default.
     minimum_set: bool,
+    /// How many of `open_wait` / `open_wait_backoff` were called: two is a contradiction that
+    /// `build` reports (the last one would otherwise win silently).
+    open_wait_sets: u8,
 }
 
 impl<C: Clock> Builder<C> {
@@ -427,6 +430,7 @@ impl<C: Clock> Builder<C> {
             clock,
             name: None,
             minimum_set: false,
+            open_wait_sets: 0,
         }
     }
 
@@ -450,6 +454,7 @@ impl<C: Clock> Builder<C> {
             clock,
             name: self.name,
             minimum_set: self.minimum_set,
+            open_wait_sets: self.open_wait_sets,
         }
     }
 
@@ -501,12 +506,14 @@ impl<C: Clock> Builder<C> {
     /// A fixed open wait. Default 60 s.
     pub fn open_wait(mut self, wait: Duration) -> Self {
         self.config.open_wait = OpenWait::fixed(wait);
+        self.open_wait_sets = self.open_wait_sets.saturating_add(1);
         self
     }
 
     /// An open wait that backs off exponentially; see [`OpenWait`].
     pub fn open_wait_backoff(mut self, wait: OpenWait) -> Self {
         self.config.open_wait = wait;
+        self.open_wait_sets = self.open_wait_sets.saturating_add(1);
         self
     }
 
@@ -547,6 +554,13 @@ impl<C: Clock> Builder<C> {
 
     /// Validates the configuration and builds the breaker.
     pub fn build(mut self) -> Result<CircuitBreaker<C>, ConfigError> {
+        if self.open_wait_sets > 1 {
+            return Err(ConfigError::Inconsistent {
+                field: "open_wait",
+                reason: "set more than once (`open_wait` / `open_wait_backoff`): the last would \
+                         silently win; set it once",
+            });
+        }
         if let WindowConfig::Count { size } = self.config.window {
             if !self.minimum_set && size >= 1 && size < self.config.minimum_calls {
                 // The default minimum follows a smaller window (`count_window(5)` alone works).
@@ -794,5 +808,23 @@ mod tests {
         } else {
             assert_eq!(r.unwrap_err().field(), "call_timeout");
         }
+    }
+
+    #[test]
+    fn setting_the_open_wait_twice_is_refused() {
+        let e = Builder::with_clock(crate::ManualClock::new())
+            .open_wait(Duration::from_secs(5))
+            .open_wait_backoff(OpenWait::exponential(
+                Duration::from_secs(1),
+                Duration::from_secs(60),
+            ))
+            .build()
+            .unwrap_err();
+        assert_eq!(e.field(), "open_wait");
+        assert!(e.to_string().contains("more than once"), "{e}");
+        Builder::with_clock(crate::ManualClock::new())
+            .open_wait(Duration::from_secs(5))
+            .build()
+            .unwrap();
     }
 }

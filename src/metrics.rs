@@ -52,6 +52,11 @@ pub struct Metrics {
     pub failure_rate: f64,
     /// Slow-call rate over the current window (0 when it is empty).
     pub slow_call_rate: f64,
+    /// Whether the window holds at least `minimum_calls` calls, so that the rates above are
+    /// evaluated against their thresholds. Before that they are plain ratios, shown but not
+    /// acted on (resilience4j reports -1 instead): a dashboard should not show 100 % after one
+    /// failure as if it were a verdict.
+    pub rates_ready: bool,
     /// HALF-OPEN: trial calls in flight.
     pub half_open_in_flight: u32,
     /// OPEN: time left before trial calls are admitted.

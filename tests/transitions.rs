@@ -389,3 +389,20 @@ async fn async_timeout_counts_as_failure() {
     assert_eq!(r, Err(CallError::Timeout(Duration::from_millis(20))));
     assert_eq!(b.state(), State::Open);
 }
+
+/// "Not enough calls yet" is explicit: one failure in a fresh window is a 100 % ratio, but not
+/// a rate the breaker acts on.
+#[test]
+fn rates_are_marked_ready_only_from_the_minimum_calls() {
+    let clock = ManualClock::new();
+    let b = breaker(&clock); // minimum 4
+    b.try_acquire().unwrap().success();
+    b.try_acquire().unwrap().failure();
+    let m = b.metrics();
+    assert_eq!((m.failure_rate, m.rates_ready), (0.5, false));
+    b.try_acquire().unwrap().success();
+    b.try_acquire().unwrap().success();
+    let m = b.metrics();
+    assert_eq!((m.window_calls, m.rates_ready), (4, true));
+}
+
