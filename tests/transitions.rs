@@ -405,4 +405,3 @@ fn rates_are_marked_ready_only_from_the_minimum_calls() {
     let m = b.metrics();
     assert_eq!((m.window_calls, m.rates_ready), (4, true));
 }
-
