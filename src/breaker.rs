@@ -12,7 +12,7 @@ use crate::events::{EventKind, Listener, Listeners, Outcome, Transition, Transit
 use crate::metrics::{bump, new_totals, read, Metrics, Totals};
 use crate::permit::{Kind, OwnedPermit, Permit, Ticket, START_MASK};
 use crate::policy::TripRules;
-use crate::state::{State, StateCell, Word};
+use crate::state::{wait_ms, State, StateCell, Word};
 use crate::sync::{atomic_u64, AtomicU64, Ordering};
 use crate::window::{CountWindow, Recorded, Streak, Tag, TimeWindow, Window, FAILED, SLOW};
 use crossbeam_utils::CachePadded;
@@ -111,7 +111,6 @@ impl<C: Clock> CircuitBreaker<C> {
                 Window::Time(TimeWindow::new(width, buckets, tag, probe))
             }
         };
-        let ms_ceil = |d: Duration| d.as_nanos().div_ceil(1_000_000).min(u64::MAX as u128) as u64;
         let slow_us = match config.slow_call_rate_threshold {
             Some(_) => (config
                 .slow_call_duration
@@ -130,8 +129,8 @@ impl<C: Clock> CircuitBreaker<C> {
             totals: new_totals(),
             half_open_since: atomic_u64(0),
             reported: atomic_u64(0),
-            open_cap_ms: ms_ceil(config.open_wait.base_wait(crate::state::MAX_STEP)),
-            max_half_open_ms: ms_ceil(config.max_half_open_wait).max(1),
+            open_cap_ms: wait_ms(config.open_wait.base_wait(crate::state::MAX_STEP)),
+            max_half_open_ms: wait_ms(config.max_half_open_wait).max(1),
             rules,
             slow_us,
             permits: config.half_open_permits,
@@ -338,26 +337,28 @@ impl<C: Clock> CircuitBreaker<C> {
     /// [`complete_general`](Self::complete_general).
     #[inline(always)]
     pub(crate) fn complete(&self, t: Ticket, outcome: Outcome) {
-        if t.kind() == Kind::Window && outcome != Outcome::Ignore {
-            // The full generation, not just the window's tag: a permit held across any number
-            // of transitions is late here and never reaches a window (see `window`).
-            if self.state.load().gen() != t.gen() {
-                return self.settle(outcome, false, false);
-            }
-            if outcome == Outcome::Success && self.slow_us == 0 {
-                let tag = Tag::of(t.gen());
-                match &self.window {
-                    Window::Count(w) => {
-                        if let Some(r) = w.record_success_fast(tag, self.probe) {
-                            return self.after_fast_success(t, r);
-                        }
-                    }
-                    // The time window returns counts when this success may raise a rate (a
-                    // bucket rolled over, or the minimum calls were reached).
-                    Window::Time(w) => {
-                        let r = w.record(tag, 0, self.clock.recent_nanos(), false);
+        // Window and pass-through outcomes are late once the generation changed (trials check
+        // theirs in the CAS that records them). The full generation, not just the window's tag:
+        // a permit held across any number of transitions never reaches a window (see `window`).
+        if t.kind() != Kind::Trial
+            && outcome != Outcome::Ignore
+            && self.state.load().gen() != t.gen()
+        {
+            return self.settle(outcome, false, false);
+        }
+        if t.kind() == Kind::Window && outcome == Outcome::Success && self.slow_us == 0 {
+            let tag = Tag::of(t.gen());
+            match &self.window {
+                Window::Count(w) => {
+                    if let Some(r) = w.record_success_fast(tag, self.probe) {
                         return self.after_fast_success(t, r);
                     }
+                }
+                // The time window returns counts when this success may raise a rate (a
+                // bucket rolled over, or the minimum calls were reached).
+                Window::Time(w) => {
+                    let r = w.record(tag, 0, self.clock.recent_nanos(), false);
+                    return self.after_fast_success(t, r);
                 }
             }
         }
@@ -423,12 +424,10 @@ impl<C: Clock> CircuitBreaker<C> {
         let counted = match t.kind() {
             Kind::Window => self.record_window(t, failed, slow, now),
             Kind::Trial => self.record_trial(t, failed, slow),
+            // Current: `complete` already settled a late one.
             Kind::Pass => {
-                let current = self.state.load().gen() == t.gen();
-                if current {
-                    bump(&self.totals.pass_calls);
-                }
-                current
+                bump(&self.totals.pass_calls);
+                true
             }
         };
         self.settle(outcome, counted, slow);
@@ -762,7 +761,7 @@ impl<C: Clock> CircuitBreaker<C> {
             window_slow_calls: counts.slow,
             failure_rate: rate(counts.failures),
             slow_call_rate: rate(counts.slow),
-            rates_ready: counts.calls > 0 && counts.calls >= self.rules.minimum_calls,
+            rates_ready: self.rules.rates_ready(counts),
             half_open_in_flight: if w.is(State::HalfOpen) {
                 w.inflight()
             } else {

@@ -83,6 +83,13 @@ fn reaches(bad: u64, calls: u64, threshold: f64) -> Option<f64> {
 }
 
 impl TripRules {
+    /// Whether the window holds enough calls (at least one, and `minimum_calls`) for the rates
+    /// to be evaluated.
+    #[inline]
+    pub(crate) fn rates_ready(&self, counts: Counts) -> bool {
+        counts.calls > 0 && counts.calls >= self.minimum_calls
+    }
+
     /// Whether `counts` (and the consecutive-failure streak) call for opening.
     pub(crate) fn evaluate(&self, counts: Counts, streak: u64) -> Option<TripReason> {
         if let Some(n) = self.consecutive {
@@ -90,7 +97,7 @@ impl TripRules {
                 return Some(TripReason::ConsecutiveFailures { count: streak });
             }
         }
-        if counts.calls == 0 || counts.calls < self.minimum_calls {
+        if !self.rates_ready(counts) {
             return None;
         }
         if let Some(threshold) = self.failure_rate {

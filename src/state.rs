@@ -234,11 +234,7 @@ impl Word {
     /// milliseconds.
     #[inline]
     pub(crate) fn open(self, now_ms: u64, wait: Duration) -> Word {
-        let wait_ms = wait
-            .as_nanos()
-            .div_ceil(1_000_000)
-            .min(MAX_OPEN_WAIT_MS as u128) as u64;
-        let deadline = now_ms.wrapping_add(wait_ms) & DEADLINE_MASK;
+        let deadline = now_ms.wrapping_add(wait_ms(wait)) & DEADLINE_MASK;
         self.next(
             State::Open,
             (self.next_step() as u64) | (deadline << STEP_BITS),
@@ -292,6 +288,16 @@ impl Word {
             )
         })
     }
+}
+
+/// A wait in whole milliseconds, rounded up (the coarse clock's granularity) and capped at
+/// [`MAX_OPEN_WAIT`]: what an OPEN word's deadline adds, and so also what the breaker's bounds on
+/// it (the longest open wait, `max_half_open_wait`) must be computed with.
+#[inline]
+pub(crate) fn wait_ms(wait: Duration) -> u64 {
+    wait.as_nanos()
+        .div_ceil(1_000_000)
+        .min(MAX_OPEN_WAIT_MS as u128) as u64
 }
 
 /// The state word, alone on its cache line: it is read by every call and written only on
