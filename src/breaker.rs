@@ -6,19 +6,20 @@
 //! functions, `acquire_ticket` and `complete`; no state-machine logic is written twice.
 
 use crate::clock::Clock;
-use crate::config::{Builder, Config, WindowConfig};
-use crate::error::{CallError, Rejected};
+use crate::config::{Builder, Config, HalfOpenDecision, WindowConfig};
+use crate::error::{CallError, InvalidOpenWait, Rejected};
 use crate::events::{EventKind, Listener, Listeners, Outcome, Transition, TransitionReason};
 use crate::metrics::{bump, new_totals, read, Metrics, Totals};
 use crate::permit::{Kind, OwnedPermit, Permit, Ticket, START_MASK};
 use crate::policy::TripRules;
-use crate::state::{wait_ms, State, StateCell, Word};
+use crate::state::{wait_ms, State, StateCell, Word, MAX_OPEN_WAIT};
 use crate::sync::{atomic_u64, AtomicU64, Ordering};
 use crate::window::{CountWindow, Recorded, Streak, Tag, TimeWindow, Window, FAILED, SLOW};
 use crossbeam_utils::CachePadded;
 use std::future::Future;
+use std::sync::atomic::{AtomicU32 as StdAtomicU32, AtomicU64 as StdAtomicU64};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[cfg(not(breakerbox_loom))]
 /// The clock a breaker uses unless told otherwise.
@@ -66,9 +67,20 @@ pub struct CircuitBreaker<C: Clock = DefaultClock> {
     half_open_since: AtomicU64,
     /// The highest `calls` any metrics snapshot has reported, so that it never goes backwards.
     reported: AtomicU64,
-    /// The longest open wait this configuration can set, in ms (the state word's deadline
-    /// horizon, see `state`).
-    open_cap_ms: u64,
+    /// The longest open wait this breaker can have set, in ms (the state word's deadline
+    /// horizon, see `state`): the configuration's longest, raised by manual opens. A std
+    /// atomic even under loom: the models make no manual transitions, so it is constant there.
+    open_cap_ms: StdAtomicU64,
+    /// The lifetime `rejected` count when the current state began (for the per-state figure).
+    rejected_mark: StdAtomicU64,
+    /// `generation + 1` of the last METRICS_ONLY generation that emitted `RateExceeded`.
+    exceeded_gen: StdAtomicU32,
+    /// HALF-OPEN is decided by rate (the word's rate layout) rather than by the first failure.
+    by_rate: bool,
+    /// The automatic OPEN -> HALF-OPEN timer's handle on this breaker, when the option is on
+    /// and the breaker is shared (`share`).
+    #[cfg(not(breakerbox_loom))]
+    auto: std::sync::OnceLock<std::sync::Weak<dyn crate::timer::Due>>,
     /// The longest a HALF-OPEN generation may stay full before the next caller re-opens.
     max_half_open_ms: u64,
     rules: TripRules,
@@ -96,7 +108,15 @@ impl CircuitBreaker<DefaultClock> {
 
 impl<C: Clock> CircuitBreaker<C> {
     pub(crate) fn from_parts(config: Config, clock: C, name: Option<String>) -> Self {
-        let gen = 0;
+        let now_ms = clock.recent_nanos() / 1_000_000;
+        let first = Word::new(State::Closed, 0, 0);
+        let word = match config.initial_state {
+            State::Closed => first,
+            State::Open => first.open(now_ms, config.open_wait.wait(1, 0.0, 0.0)),
+            State::HalfOpen => first.half_open_empty(),
+            kind => Word::new(kind, 0, 0),
+        };
+        let gen = word.gen();
         let tag = Tag::of(gen);
         let rules = config.trip_rules();
         let probe = if rules.failure_rate.is_some() || rules.slow_rate.is_some() {
@@ -120,16 +140,23 @@ impl<C: Clock> CircuitBreaker<C> {
             None => 0,
         };
         CircuitBreaker {
-            state: StateCell::new(Word::new(State::Closed, gen, 0)),
+            state: StateCell::new(word),
             probe,
             record_needs_clock: slow_us != 0 || matches!(window, Window::Time(_)),
             window,
             streak: config.consecutive_failures.map(|_| Streak::new(tag)),
             rejected: CachePadded::new(atomic_u64(0)),
             totals: new_totals(),
-            half_open_since: atomic_u64(0),
+            half_open_since: atomic_u64(half_open_stamp(gen, now_ms & MS_MASK)),
             reported: atomic_u64(0),
-            open_cap_ms: wait_ms(config.open_wait.base_wait(crate::state::MAX_STEP)),
+            open_cap_ms: StdAtomicU64::new(wait_ms(
+                config.open_wait.base_wait(crate::state::MAX_STEP),
+            )),
+            rejected_mark: StdAtomicU64::new(0),
+            exceeded_gen: StdAtomicU32::new(0),
+            by_rate: config.half_open_decision == HalfOpenDecision::Rate,
+            #[cfg(not(breakerbox_loom))]
+            auto: std::sync::OnceLock::new(),
             max_half_open_ms: wait_ms(config.max_half_open_wait).max(1),
             rules,
             slow_us,
@@ -185,10 +212,21 @@ impl<C: Clock> CircuitBreaker<C> {
         match w.kind() {
             State::Closed | State::Disabled | State::MetricsOnly => true,
             State::ForcedOpen => false,
-            State::Open => w.remaining_ms(self.now_ms(), self.open_cap_ms).is_none(),
+            State::Open => w.remaining_ms(self.now_ms(), self.cap_ms()).is_none(),
             // (Full past `max_half_open_wait`, the next caller re-opens: not admitted either.)
+            State::HalfOpen if self.by_rate => w.rate_take_trial(self.permits).is_some(),
             State::HalfOpen => w.inflight() < self.permits,
         }
+    }
+
+    /// The deadline horizon (see `open_cap_ms`).
+    #[inline(always)]
+    fn cap_ms(&self) -> u64 {
+        // Relaxed: a manual open raises the cap *before* its CAS installs the longer deadline;
+        // that CAS (AcqRel) and the Acquire load of the state word that finds the deadline give
+        // the happens-before edge to the reader (any architecture), and the cap never shrinks,
+        // so a reader of that word cannot see an older, smaller cap.
+        self.open_cap_ms.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     #[inline(always)]
@@ -217,7 +255,7 @@ impl<C: Clock> CircuitBreaker<C> {
             return Ok(Ticket::new(w.gen(), Kind::Window, self.start_us()));
         }
         if w.is(State::Open) {
-            if let Some(left) = w.remaining_ms(self.now_ms(), self.open_cap_ms) {
+            if let Some(left) = w.remaining_ms(self.now_ms(), self.cap_ms()) {
                 return Err(self.reject(State::Open, Some(left * 1_000)));
             }
         }
@@ -240,17 +278,22 @@ impl<C: Clock> CircuitBreaker<C> {
                 State::Disabled => return Ok(Ticket::new(w.gen(), Kind::Pass, 0)),
                 State::ForcedOpen => return Err(self.reject(State::ForcedOpen, None)),
                 State::Open => {
-                    if let Some(left) = w.remaining_ms(self.now_ms(), self.open_cap_ms) {
+                    if let Some(left) = w.remaining_ms(self.now_ms(), self.cap_ms()) {
                         return Err(self.reject(State::Open, Some(left * 1_000)));
                     }
                     // The wait is over: move to HALF-OPEN holding the first trial permit, in
                     // one CAS, so the caller that opens the door is the first one through.
+                    // (Both half-open layouts count one trial in flight from this word.)
                     (
                         w.half_open_with_first_trial(),
                         Some(TransitionReason::OpenWaitElapsed),
                     )
                 }
-                State::HalfOpen => match w.take_trial(self.permits) {
+                State::HalfOpen => match if self.by_rate {
+                    w.rate_take_trial(self.permits)
+                } else {
+                    w.take_trial(self.permits)
+                } {
                     Some(next) => (next, None),
                     // Full for longer than `max_half_open_wait`: the trials in flight are
                     // presumed lost (leaked or hung); re-open at the next backoff step. Their
@@ -275,7 +318,7 @@ impl<C: Clock> CircuitBreaker<C> {
                 if let Some(reason) = reason {
                     self.transitioned(w, next, reason, wait);
                 }
-                let left = next.remaining_ms(self.now_ms(), self.open_cap_ms);
+                let left = next.remaining_ms(self.now_ms(), self.cap_ms());
                 return Err(self.reject(State::Open, left.map(|ms| ms * 1_000)));
             }
             let ticket = Ticket::new(next.gen(), Kind::Trial, self.start_us());
@@ -387,6 +430,14 @@ impl<C: Clock> CircuitBreaker<C> {
         }
     }
 
+    /// `RateExceeded`, for a rate reason.
+    fn rate_exceeded(&self, reason: crate::policy::TripReason) {
+        if reason.rate().is_some() {
+            self.listeners
+                .emit(&self.name, || EventKind::RateExceeded(reason));
+        }
+    }
+
     /// The bookkeeping every recorded outcome ends with: the late counter, or the failure and
     /// slow counters; then the event.
     #[inline(always)]
@@ -402,6 +453,9 @@ impl<C: Clock> CircuitBreaker<C> {
         }
         if slow {
             bump(&self.totals.slow);
+            if outcome == Outcome::Failure {
+                bump(&self.totals.slow_failures);
+            }
         }
         self.listeners
             .emit(&self.name, || EventKind::Recorded { outcome, slow });
@@ -458,22 +512,92 @@ impl<C: Clock> CircuitBreaker<C> {
         true
     }
 
-    /// CLOSED(gen) -> OPEN, if the breaker is still in that generation.
+    /// CLOSED(gen) -> OPEN, if the breaker is still in that generation. In METRICS_ONLY (which
+    /// records but never trips) a rate reaching its threshold is reported once per generation.
     #[cold]
     fn trip(&self, gen: u32, reason: crate::policy::TripReason) {
         let w = self.state.load();
-        if !(w.is(State::Closed) && w.gen() == gen) {
+        if w.gen() != gen {
+            return;
+        }
+        if w.is(State::MetricsOnly) {
+            // Relaxed: a once-per-generation flag for an event; it publishes no memory.
+            let mark = gen.wrapping_add(1);
+            if self
+                .exceeded_gen
+                .swap(mark, std::sync::atomic::Ordering::Relaxed)
+                != mark
+            {
+                self.rate_exceeded(reason);
+            }
+            return;
+        }
+        if !w.is(State::Closed) {
             return;
         }
         let wait = self.wait_for(w.next_step());
         let next = w.open(self.now_ms(), wait);
         if self.state.cas(w, next).is_ok() {
             bump(&self.totals.opened);
+            self.rate_exceeded(reason);
             self.transitioned(w, next, TransitionReason::Tripped(reason), Some(wait));
         }
     }
 
+    /// A trial's outcome when HALF-OPEN is decided by rate: counted in the word; the last of
+    /// the permitted trials decides, in the same CAS that counts it.
+    fn record_rate_trial(&self, t: Ticket, failed: bool, slow: bool) -> bool {
+        let mut wait = Duration::ZERO;
+        let mut verdict = None;
+        let res = self.state.update(|w| {
+            if !(w.is(State::HalfOpen) && w.gen() == t.gen()) {
+                return None;
+            }
+            let counted = w.rate_trial_recorded(failed, slow);
+            let [_, recorded, failures, slows] = counted.rate_trials();
+            if recorded < self.permits {
+                verdict = None;
+                return Some(counted);
+            }
+            // All permitted trials are in (so none is in flight): decide.
+            verdict = self.rules.rate_reached(crate::window::Counts {
+                calls: recorded as u64,
+                failures: failures as u64,
+                slow: slows as u64,
+            });
+            Some(if verdict.is_some() {
+                wait = self.wait_for(w.next_step());
+                w.open(self.now_ms(), wait)
+            } else {
+                w.next(State::Closed, 0)
+            })
+        });
+        let Ok((old, new)) = res else {
+            return false;
+        };
+        bump(&self.totals.trial_calls);
+        if let Some(reason) = verdict.filter(|_| new.is(State::Open)) {
+            bump(&self.totals.opened);
+            self.rate_exceeded(reason);
+            self.transitioned(old, new, TransitionReason::TrialRate(reason), Some(wait));
+        } else if new.is(State::Closed) {
+            let [_, _, failures, _] = old.rate_trials();
+            self.transitioned(
+                old,
+                new,
+                TransitionReason::TrialsSucceeded {
+                    successes: self.permits - failures - u32::from(failed),
+                },
+                None,
+            );
+        }
+        true
+    }
+
     fn record_trial(&self, t: Ticket, failed: bool, slow: bool) -> bool {
+        if self.by_rate {
+            return self.record_rate_trial(t, failed, slow);
+        }
         let bad = failed || (slow && self.rules.slow_rate.is_some());
         let now_ms = if bad { self.now_ms() } else { 0 };
         let needed = self.successes_needed;
@@ -518,16 +642,18 @@ impl<C: Clock> CircuitBreaker<C> {
     /// An admitted call that will not report: gives a trial slot back.
     fn release(&self, t: Ticket) {
         bump(&self.totals.ignored);
-        if t.kind() != Kind::Trial {
-            return;
+        if t.kind() == Kind::Trial {
+            let _ = self.state.update(|w| {
+                if !(w.is(State::HalfOpen) && w.gen() == t.gen()) {
+                    None
+                } else if self.by_rate {
+                    w.rate_trial_released()
+                } else {
+                    w.trial_released()
+                }
+            });
         }
-        let _ = self.state.update(|w| {
-            if w.is(State::HalfOpen) && w.gen() == t.gen() {
-                w.trial_released()
-            } else {
-                None
-            }
-        });
+        self.listeners.emit(&self.name, || EventKind::Ignored);
     }
 
     /// Side effects of a transition this thread won.
@@ -553,6 +679,16 @@ impl<C: Clock> CircuitBreaker<C> {
             // Relaxed: see `half_open_expired`.
             self.half_open_since.store(stamp, Ordering::Relaxed);
         }
+        // Relaxed: statistics (the per-state rejected figure); they publish no memory.
+        let rejected = read(&self.rejected);
+        self.rejected_mark
+            .store(rejected, std::sync::atomic::Ordering::Relaxed);
+        #[cfg(not(breakerbox_loom))]
+        if to.is(State::Open) {
+            if let Some(timer) = self.auto.get() {
+                crate::timer::schedule(open_wait.unwrap_or_default(), to.gen(), timer.clone());
+            }
+        }
         let t = Transition {
             from: from.kind(),
             to: to.kind(),
@@ -577,12 +713,113 @@ impl<C: Clock> CircuitBreaker<C> {
     // ----- manual control -------------------------------------------------------------
 
     fn force(&self, kind: State, reason: TransitionReason, always: bool) {
+        let to = |w: Word| match kind {
+            State::HalfOpen => w.half_open_empty(),
+            kind => w.next(kind, 0),
+        };
         if let Ok((old, new)) = self
             .state
-            .update(|w| (always || !w.is(kind)).then(|| w.next(kind, 0)))
+            .update(|w| (always || !w.is(kind)).then(|| to(w)))
         {
             self.transitioned(old, new, reason, None);
         }
+    }
+
+    /// Opens the breaker for `wait` (1 ms ..= 24 h), from any state, as resilience4j's
+    /// `transitionToOpenStateFor`: a new generation (calls in flight report late), the
+    /// backoff's next step (so a trial that then fails waits as if this opening had been
+    /// automatic), the same transition event as an automatic opening (reason
+    /// [`Manual`](TransitionReason::Manual)). After `wait` the breaker goes HALF-OPEN as usual.
+    ///
+    /// ```
+    /// use breakerbox::{CircuitBreaker, ManualClock, State};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder().clock(clock.clone()).build().unwrap();
+    /// breaker.transition_to_open_for(Duration::from_secs(300)).unwrap(); // maintenance
+    /// assert_eq!(breaker.try_acquire().unwrap_err().retry_after(), Some(Duration::from_secs(300)));
+    /// clock.advance(Duration::from_secs(300));
+    /// assert!(breaker.try_acquire().is_ok()); // the trial call
+    /// assert_eq!(breaker.state(), State::HalfOpen);
+    /// assert!(breaker.transition_to_open_for(Duration::ZERO).is_err());
+    /// ```
+    pub fn transition_to_open_for(&self, wait: Duration) -> Result<(), InvalidOpenWait> {
+        if wait.is_zero() || wait > MAX_OPEN_WAIT {
+            return Err(InvalidOpenWait { wait });
+        }
+        // Before the CAS: see `cap_ms`. (Relaxed: that CAS is the publishing edge.)
+        self.open_cap_ms
+            .fetch_max(wait_ms(wait), std::sync::atomic::Ordering::Relaxed);
+        let now = self.now_ms();
+        if let Ok((old, new)) = self.state.update(|w| Some(w.open(now, wait))) {
+            self.transitioned(old, new, TransitionReason::Manual, Some(wait));
+        }
+        Ok(())
+    }
+
+    /// Opens the breaker until `deadline` (resilience4j's `transitionToOpenStateUntil`): the
+    /// wait from now (`Instant::now()`, read once here) to `deadline`, then as
+    /// [`transition_to_open_for`](Self::transition_to_open_for). A deadline that has passed,
+    /// or is more than 24 h away, is an error and changes nothing.
+    pub fn transition_to_open_until(&self, deadline: Instant) -> Result<(), InvalidOpenWait> {
+        self.transition_to_open_for(deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// Moves to HALF-OPEN now, with every trial permit free (resilience4j's
+    /// `transitionToHalfOpenState`); the backoff step of an OPEN breaker is kept. Nothing
+    /// happens when it is HALF-OPEN already.
+    pub fn transition_to_half_open(&self) {
+        self.force(State::HalfOpen, TransitionReason::Manual, false);
+    }
+
+    /// Moves to CLOSED with an empty window and the backoff reset (resilience4j's
+    /// `transitionToClosedState`). Nothing happens, and no event is emitted, when it is CLOSED
+    /// already; [`reset`](Self::reset) always starts a new generation.
+    pub fn transition_to_closed(&self) {
+        self.force(State::Closed, TransitionReason::Manual, false);
+    }
+
+    /// Makes the OPEN -> HALF-OPEN transition now if the open wait has ended, without taking
+    /// a trial permit; `true` if this call made it. The automatic timer
+    /// ([`Config::automatic_half_open`]) calls this; so can a timer of your own (a tokio
+    /// interval, a registry sweep), as it never blocks and changes nothing before the
+    /// deadline.
+    pub fn half_open_if_due(&self) -> bool {
+        let w = self.state.load();
+        w.is(State::Open) && self.half_open_if_elapsed(w).is_ok()
+    }
+
+    /// OPEN word `w`: HALF-OPEN if its wait has ended (`Ok(())` when this call made the
+    /// transition), or `Err` with the time left (`None` if another thread changed the word).
+    fn half_open_if_elapsed(&self, w: Word) -> Result<(), Option<Duration>> {
+        if let Some(left) = w.remaining_ms(self.now_ms(), self.cap_ms()) {
+            return Err(Some(Duration::from_millis(left)));
+        }
+        let next = w.half_open_empty();
+        self.state.cas(w, next).map_err(|_| None)?;
+        self.transitioned(w, next, TransitionReason::OpenWaitElapsed, None);
+        Ok(())
+    }
+
+    /// In an `Arc`, with the automatic OPEN -> HALF-OPEN timer attached if `automatic`.
+    pub(crate) fn share(mut self, automatic: bool) -> Arc<Self> {
+        self.config.automatic_half_open = automatic;
+        let shared = Arc::new(self);
+        #[cfg(not(breakerbox_loom))]
+        if automatic {
+            let weak = Arc::downgrade(&shared);
+            let timer: std::sync::Weak<dyn crate::timer::Due> = weak;
+            let _ = shared.auto.set(timer.clone());
+            // Built OPEN (`initial_state`): no transition will schedule this wait.
+            let w = shared.state.load();
+            if w.is(State::Open) {
+                if let Some(left) = w.remaining_ms(shared.now_ms(), shared.cap_ms()) {
+                    crate::timer::schedule(Duration::from_millis(left), w.gen(), timer);
+                }
+            }
+        }
+        shared
     }
 
     /// Forces the breaker OPEN: every call is rejected until [`reset`](Self::reset) (or
@@ -738,6 +975,7 @@ impl<C: Clock> CircuitBreaker<C> {
         // Relaxed: a high-water mark of a statistic; it publishes no other memory.
         let calls = self.reported.fetch_max(calls, Ordering::Relaxed).max(calls);
         let successes = calls.saturating_sub(failures);
+        let rejected = read(&self.rejected);
         let rate = |n: u64| {
             if counts.calls == 0 {
                 0.0
@@ -752,8 +990,14 @@ impl<C: Clock> CircuitBreaker<C> {
             successes,
             failures,
             slow_calls: read(&t.slow),
+            slow_failures: read(&t.slow_failures),
             ignored: read(&t.ignored),
-            rejected: read(&self.rejected),
+            rejected,
+            // Relaxed: statistics.
+            rejected_in_state: rejected.saturating_sub(
+                self.rejected_mark
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            ),
             late: read(&t.late),
             times_opened: read(&t.opened),
             window_calls: counts.calls,
@@ -763,13 +1007,13 @@ impl<C: Clock> CircuitBreaker<C> {
             slow_call_rate: rate(counts.slow),
             rates_ready: self.rules.rates_ready(counts),
             half_open_in_flight: if w.is(State::HalfOpen) {
-                w.inflight()
+                w.inflight_in(self.by_rate)
             } else {
                 0
             },
             listener_panics: self.listeners.panics(),
             retry_after: if w.is(State::Open) {
-                w.remaining_ms(now / 1_000_000, self.open_cap_ms)
+                w.remaining_ms(now / 1_000_000, self.cap_ms())
                     .map(Duration::from_millis)
             } else {
                 None
@@ -814,6 +1058,17 @@ impl<C: Clock> CircuitBreaker<C> {
     /// ring or buckets, and the name).
     pub fn heap_bytes(&self) -> usize {
         self.window.heap_bytes() + self.name.len()
+    }
+}
+
+#[cfg(not(breakerbox_loom))]
+impl<C: Clock> crate::timer::Due for CircuitBreaker<C> {
+    fn fire(&self, gen: u32) -> Option<Duration> {
+        let w = self.state.load();
+        if !(w.is(State::Open) && w.gen() == gen) {
+            return None;
+        }
+        self.half_open_if_elapsed(w).err().flatten()
     }
 }
 

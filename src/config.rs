@@ -8,7 +8,7 @@ use crate::backoff::OpenWait;
 use crate::breaker::CircuitBreaker;
 use crate::clock::Clock;
 use crate::policy::TripRules;
-use crate::state::{MAX_HALF_OPEN, MAX_OPEN_WAIT, MAX_STEP};
+use crate::state::{State, MAX_HALF_OPEN, MAX_OPEN_WAIT, MAX_RATE_TRIALS, MAX_STEP};
 use crate::window::count::MAX_SIZE as MAX_COUNT_WINDOW;
 use std::time::Duration;
 
@@ -96,6 +96,37 @@ pub struct Config {
     /// `tokio` feature: without it, validation refuses a timeout rather than ignore it.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub call_timeout: Option<Duration>,
+    /// How HALF-OPEN decides between closing and re-opening (default: the first failed
+    /// trial re-opens).
+    pub half_open_decision: HalfOpenDecision,
+    /// The state a new breaker starts in (default CLOSED). `open` starts the first open wait
+    /// at construction (backoff step 1); `half_open` admits trial calls at once.
+    pub initial_state: State,
+    /// Move OPEN -> HALF-OPEN when the open wait ends, from a background timer thread, so
+    /// that dashboards show HALF-OPEN without waiting for a caller (resilience4j's
+    /// `automaticTransitionFromOpenToHalfOpenEnabled`). The timer holds a weak reference to
+    /// the breaker, so it needs a shared one: [`Builder::build_shared`] or a
+    /// [`Registry`](crate::Registry); [`Builder::build`] refuses the setting. Off by default:
+    /// without it the first caller after the wait makes the transition (and takes the first
+    /// trial). Never on the hot path either way.
+    pub automatic_half_open: bool,
+}
+
+/// How a HALF-OPEN breaker decides.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum HalfOpenDecision {
+    /// The first failed (or, with the slow-call rule, slow) trial re-opens;
+    /// [`half_open_successes`](Config::half_open_successes) successes close. Fails fast:
+    /// a dependency that is still down gets one trial call, not `half_open_permits`.
+    #[default]
+    FirstFailure,
+    /// As resilience4j: each of the [`half_open_permits`](Config::half_open_permits) trial
+    /// calls (at most 255) runs once; when all have reported, the breaker re-opens if their
+    /// failure rate or slow-call rate reaches its threshold, and closes otherwise. Needs a
+    /// rate rule; `half_open_successes` must stay 1 (it is not used).
+    Rate,
 }
 
 /// Optional rules in config files: TOML has no `null`, so a rule that is on by default (the
@@ -158,6 +189,9 @@ impl Default for Config {
             half_open_successes: 1,
             max_half_open_wait: DEFAULT_MAX_HALF_OPEN_WAIT,
             call_timeout: None,
+            half_open_decision: HalfOpenDecision::FirstFailure,
+            initial_state: State::Closed,
+            automatic_half_open: false,
         }
     }
 }
@@ -367,6 +401,28 @@ impl Config {
             MAX_OPEN_WAIT,
             "1ms ..= 24h",
         )?;
+        if self.half_open_decision == HalfOpenDecision::Rate {
+            if self.failure_rate_threshold.is_none() && self.slow_call_rate_threshold.is_none() {
+                return Err(ConfigError::Inconsistent {
+                    field: "half_open_decision",
+                    reason: "`rate` needs `failure_rate_threshold` or `slow_call_rate_threshold`",
+                });
+            }
+            check_range(
+                "half_open_permits",
+                self.half_open_permits,
+                1,
+                MAX_RATE_TRIALS,
+                "1 ..= 255 when half_open_decision is `rate`",
+            )?;
+            if self.half_open_successes != 1 {
+                return Err(ConfigError::Inconsistent {
+                    field: "half_open_successes",
+                    reason: "not used when half_open_decision is `rate` (the rates over \
+                             half_open_permits trials decide); leave it at 1",
+                });
+            }
+        }
         if let Some(t) = self.call_timeout {
             if t.is_zero() {
                 return Err(out_of_range("call_timeout", t, "(0, ∞)"));
@@ -547,6 +603,24 @@ impl<C: Clock> Builder<C> {
         self
     }
 
+    /// See [`Config::half_open_decision`].
+    pub fn half_open_decision(mut self, decision: HalfOpenDecision) -> Self {
+        self.config.half_open_decision = decision;
+        self
+    }
+
+    /// See [`Config::initial_state`].
+    pub fn initial_state(mut self, state: State) -> Self {
+        self.config.initial_state = state;
+        self
+    }
+
+    /// See [`Config::automatic_half_open`] (needs [`build_shared`](Self::build_shared)).
+    pub fn automatic_half_open(mut self, on: bool) -> Self {
+        self.config.automatic_half_open = on;
+        self
+    }
+
     /// The configuration so far.
     pub fn current_config(&self) -> &Config {
         &self.config
@@ -568,11 +642,42 @@ impl<C: Clock> Builder<C> {
             }
         }
         self.config.validate()?;
+        if self.config.automatic_half_open {
+            return Err(ConfigError::Inconsistent {
+                field: "automatic_half_open",
+                reason:
+                    "needs a shared breaker for its timer: use `build_shared()` (or a Registry)",
+            });
+        }
         Ok(CircuitBreaker::from_parts(
             self.config,
             self.clock,
             self.name,
         ))
+    }
+
+    /// Like [`build`](Self::build), in an `Arc`; the form that supports
+    /// [`automatic_half_open`](Config::automatic_half_open) (the timer keeps a weak reference).
+    ///
+    /// ```
+    /// use breakerbox::{CircuitBreaker, State};
+    /// use std::time::Duration;
+    ///
+    /// let breaker = CircuitBreaker::builder()
+    ///     .automatic_half_open(true)
+    ///     .open_wait(Duration::from_millis(20))
+    ///     .build_shared()
+    ///     .unwrap();
+    /// breaker.transition_to_open_for(Duration::from_millis(20)).unwrap();
+    /// // No caller needed: the timer moves it on.
+    /// while breaker.state() == State::Open {
+    ///     std::thread::sleep(Duration::from_millis(5));
+    /// }
+    /// assert_eq!(breaker.state(), State::HalfOpen);
+    /// ```
+    pub fn build_shared(mut self) -> Result<std::sync::Arc<CircuitBreaker<C>>, ConfigError> {
+        let automatic = std::mem::replace(&mut self.config.automatic_half_open, false);
+        Ok(self.build()?.share(automatic))
     }
 }
 

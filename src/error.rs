@@ -163,3 +163,14 @@ impl std::fmt::Display for ZeroCapacity {
 }
 
 impl std::error::Error for ZeroCapacity {}
+
+/// A manual open wait outside `1ms ..= 24h` (also an instant that has already passed), from
+/// [`CircuitBreaker::transition_to_open_for`](crate::CircuitBreaker::transition_to_open_for)
+/// and [`transition_to_open_until`](crate::CircuitBreaker::transition_to_open_until). The
+/// breaker is left as it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid open wait {wait:?}: expected 1ms ..= 24h")]
+pub struct InvalidOpenWait {
+    /// The wait asked for.
+    pub wait: Duration,
+}

@@ -59,6 +59,14 @@ pub enum TransitionReason {
     MetricsOnly,
     /// [`CircuitBreaker::reset`](crate::CircuitBreaker::reset).
     Reset,
+    /// A manual transition: [`transition_to_open_for`
+    /// ](crate::CircuitBreaker::transition_to_open_for) (and `_until`),
+    /// [`transition_to_half_open`](crate::CircuitBreaker::transition_to_half_open),
+    /// [`transition_to_closed`](crate::CircuitBreaker::transition_to_closed).
+    Manual,
+    /// HALF-OPEN decided by rate ([`HalfOpenDecision::Rate`](crate::HalfOpenDecision)): the
+    /// permitted trials' failure or slow-call rate reached its threshold.
+    TrialRate(TripReason),
 }
 
 impl std::fmt::Display for TransitionReason {
@@ -79,6 +87,8 @@ impl std::fmt::Display for TransitionReason {
             TransitionReason::Disabled => f.write_str("disabled"),
             TransitionReason::MetricsOnly => f.write_str("metrics only"),
             TransitionReason::Reset => f.write_str("reset"),
+            TransitionReason::Manual => f.write_str("manual transition"),
+            TransitionReason::TrialRate(r) => write!(f, "trial calls: {r}"),
         }
     }
 }
@@ -123,6 +133,14 @@ pub enum EventKind {
         /// The outcome that came late.
         outcome: Outcome,
     },
+    /// An admitted call reported [`Outcome::Ignore`]: not recorded (a half-open permit is
+    /// given back).
+    Ignored,
+    /// A rate rule reached its threshold (resilience4j's failure-rate-exceeded and
+    /// slow-call-rate-exceeded events), with the rate in the [`TripReason`]. Emitted before
+    /// the transition it causes: when a CLOSED window trips, when trial calls decide by rate,
+    /// and while METRICS_ONLY (which never trips) once per generation.
+    RateExceeded(TripReason),
 }
 
 /// An event, with the name of the breaker it came from.

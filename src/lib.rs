@@ -66,6 +66,8 @@ mod policy;
 mod registry;
 mod state;
 mod sync;
+#[cfg(not(breakerbox_loom))]
+mod timer;
 mod window;
 
 /// loom models of the windows (only under `--cfg breakerbox_loom`; run by `loom-tests`).
@@ -85,8 +87,8 @@ pub use breaker::{CircuitBreaker, DefaultClock};
 #[cfg(not(breakerbox_loom))]
 pub use clock::QuantaClock;
 pub use clock::{Clock, ManualClock, COARSE_GRANULARITY};
-pub use config::{Builder, Config, ConfigError, WindowConfig};
-pub use error::{CallError, RegistryFull, Rejected, ZeroCapacity};
+pub use config::{Builder, Config, ConfigError, HalfOpenDecision, WindowConfig};
+pub use error::{CallError, InvalidOpenWait, RegistryFull, Rejected, ZeroCapacity};
 pub use events::{Event, EventKind, Listener, Outcome, Transition, TransitionReason};
 pub use metrics::Metrics;
 #[cfg(feature = "metrics")]
@@ -94,4 +96,4 @@ pub use observe::{install_metrics, metrics_listener};
 pub use permit::{OwnedPermit, Permit};
 pub use policy::TripReason;
 pub use registry::Registry;
-pub use state::{State, MAX_HALF_OPEN, MAX_OPEN_WAIT};
+pub use state::{State, MAX_HALF_OPEN, MAX_OPEN_WAIT, MAX_RATE_TRIALS};

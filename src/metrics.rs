@@ -34,10 +34,16 @@ pub struct Metrics {
     pub failures: u64,
     /// Slow calls (successful or not).
     pub slow_calls: u64,
+    /// Slow calls that failed (so `slow_calls - slow_failures` were slow successes).
+    pub slow_failures: u64,
     /// Calls whose outcome was `Ignore`.
     pub ignored: u64,
-    /// Calls rejected without running.
+    /// Calls rejected without running, over the breaker's life (a Prometheus counter).
     pub rejected: u64,
+    /// Calls rejected since the current state began (resilience4j's not-permitted count,
+    /// which restarts with each state). Read as the lifetime count minus its value at the
+    /// transition, so a rejection racing the transition may land on either side.
+    pub rejected_in_state: u64,
     /// Outcomes that arrived after the breaker had moved to another generation.
     pub late: u64,
     /// How many times the breaker opened (automatically).
@@ -75,10 +81,13 @@ impl Metrics {
     /// ```
     pub fn to_prometheus(all: &[Metrics]) -> String {
         let mut out = String::new();
-        let counters: [Series<u64>; 7] = [
+        let counters: [Series<u64>; 8] = [
             ("calls_total", "Outcomes recorded.", |m| m.calls),
             ("failures_total", "Failed calls.", |m| m.failures),
             ("slow_calls_total", "Slow calls.", |m| m.slow_calls),
+            ("slow_failures_total", "Slow calls that failed.", |m| {
+                m.slow_failures
+            }),
             ("ignored_total", "Ignored outcomes.", |m| m.ignored),
             ("rejected_total", "Calls rejected without running.", |m| {
                 m.rejected
@@ -162,6 +171,7 @@ fn escape(s: &str) -> String {
 pub(crate) struct Totals {
     pub failures: AtomicU64,
     pub slow: AtomicU64,
+    pub slow_failures: AtomicU64,
     pub ignored: AtomicU64,
     pub late: AtomicU64,
     pub opened: AtomicU64,
@@ -187,6 +197,7 @@ pub(crate) fn new_totals() -> CachePadded<Totals> {
     CachePadded::new(Totals {
         failures: atomic_u64(0),
         slow: atomic_u64(0),
+        slow_failures: atomic_u64(0),
         ignored: atomic_u64(0),
         late: atomic_u64(0),
         opened: atomic_u64(0),

@@ -126,9 +126,28 @@ fn record_event(gauge: &StateGauge, e: &Event<'_>) {
             )
             .increment(1);
             if slow {
-                ::metrics::counter!("breakerbox_slow_calls_total", "breaker" => breaker)
-                    .increment(1);
+                ::metrics::counter!(
+                    "breakerbox_slow_calls_total",
+                    "breaker" => breaker,
+                    "outcome" => outcome
+                )
+                .increment(1);
             }
+        }
+        EventKind::Ignored => {
+            ::metrics::counter!("breakerbox_ignored_total", "breaker" => breaker).increment(1);
+        }
+        EventKind::RateExceeded(reason) => {
+            let rule = match reason {
+                crate::TripReason::SlowCallRate { .. } => "slow_call_rate",
+                _ => "failure_rate",
+            };
+            ::metrics::counter!(
+                "breakerbox_rate_exceeded_total",
+                "breaker" => breaker,
+                "rule" => rule
+            )
+            .increment(1);
         }
         EventKind::Rejected { state, .. } => {
             ::metrics::counter!(

@@ -34,6 +34,18 @@ pub enum TripReason {
     },
 }
 
+impl TripReason {
+    /// The rate that reached its threshold, for the two rate rules.
+    pub fn rate(&self) -> Option<f64> {
+        match *self {
+            TripReason::FailureRate { rate, .. } | TripReason::SlowCallRate { rate, .. } => {
+                Some(rate)
+            }
+            TripReason::ConsecutiveFailures { .. } => None,
+        }
+    }
+}
+
 impl std::fmt::Display for TripReason {
     /// `failure rate 76% >= 50% over 29 calls`, `5 consecutive failures`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -98,6 +110,15 @@ impl TripRules {
             }
         }
         if !self.rates_ready(counts) {
+            return None;
+        }
+        self.rate_reached(counts)
+    }
+
+    /// The rate rules alone, without the minimum: whether a rate in `counts` reaches its
+    /// threshold (the half-open verdict by rate, over exactly the permitted trials).
+    pub(crate) fn rate_reached(&self, counts: Counts) -> Option<TripReason> {
+        if counts.calls == 0 {
             return None;
         }
         if let Some(threshold) = self.failure_rate {

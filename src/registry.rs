@@ -254,9 +254,8 @@ impl<C: Clock + Clone> Registry<C> {
         let created = Builder::with_clock(self.clock.clone())
             .config(config)
             .name(name)
-            .build()
+            .build_shared()
             // Both sources were validated (`configure`, `with_clock`).
-            .map(Arc::new)
             .unwrap_or_else(|_| {
                 Arc::new(CircuitBreaker::from_parts(
                     Config::default(),

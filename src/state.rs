@@ -11,6 +11,10 @@
 //!              milliseconds of the clock, modulo 2^32
 //!   HALF_OPEN  bits 0..8: backoff step; bits 8..24: trial calls in flight;
 //!              bits 24..40: trial successes so far
+//!   HALF_OPEN, decided by rate ([`HalfOpenDecision::Rate`](crate::HalfOpenDecision)):
+//!              bits 0..8: backoff step; bits 8..16: trial calls in flight; bits 16..24:
+//!              trial outcomes recorded; bits 24..32: of which failures; bits 32..40: of
+//!              which slow (so at most 255 trial calls, [`MAX_RATE_TRIALS`])
 //!   others     zero
 //! ```
 //!
@@ -70,6 +74,10 @@ const HALF_FIELD_MASK: u64 = (1 << HALF_FIELD_BITS) - 1;
 /// Largest half-open permit cap and success count the word can hold (2^16 - 1).
 pub const MAX_HALF_OPEN: u32 = HALF_FIELD_MASK as u32;
 
+/// Largest half-open permit count when HALF-OPEN is decided by rate (four 8-bit fields).
+pub const MAX_RATE_TRIALS: u32 = RATE_FIELD_MASK as u32;
+const RATE_FIELD_BITS: u32 = 8;
+const RATE_FIELD_MASK: u64 = (1 << RATE_FIELD_BITS) - 1;
 /// The backoff step saturates here: the 255th opening in a row and later ones wait as long as
 /// the 255th (the configuration rejects a backoff that would still be growing).
 pub const MAX_STEP: u32 = STEP_MASK as u32;
@@ -227,7 +235,79 @@ impl Word {
         Word::new(State::HalfOpen, gen, payload)
     }
 
+    /// HALF_OPEN decided by rate: field `i` (0 in flight, 1 recorded, 2 failures, 3 slow).
+    #[inline]
+    fn rate_field(self, i: u32) -> u32 {
+        ((self.payload() >> (STEP_BITS + i * RATE_FIELD_BITS)) & RATE_FIELD_MASK) as u32
+    }
+
+    #[inline]
+    fn rate_half_open(gen: u32, step: u32, fields: [u32; 4]) -> Word {
+        let mut payload = step as u64 & STEP_MASK;
+        for (i, f) in fields.into_iter().enumerate() {
+            payload |= (f as u64 & RATE_FIELD_MASK) << (STEP_BITS + i as u32 * RATE_FIELD_BITS);
+        }
+        Word::new(State::HalfOpen, gen, payload)
+    }
+
+    /// HALF_OPEN decided by rate: `[in flight, recorded, failures, slow]`.
+    #[inline]
+    pub(crate) fn rate_trials(self) -> [u32; 4] {
+        [0, 1, 2, 3].map(|i| self.rate_field(i))
+    }
+
+    /// HALF_OPEN, either mode: trial calls in flight.
+    #[inline]
+    pub(crate) fn inflight_in(self, by_rate: bool) -> u32 {
+        if by_rate {
+            self.rate_field(0)
+        } else {
+            self.inflight()
+        }
+    }
+
     // ----- transitions: pure functions of the word replaced -----------------------------
+
+    /// Any state -> HALF_OPEN (next generation) with no trial in flight, keeping the backoff
+    /// step of an OPEN or HALF_OPEN word (0 from the others): the automatic timer's and the
+    /// manual transition. (Both half-open layouts are all zero but the step.)
+    #[inline]
+    pub(crate) fn half_open_empty(self) -> Word {
+        Word::half_open(self.gen().wrapping_add(1), self.step(), 0, 0)
+    }
+
+    /// HALF_OPEN by rate: one more trial in flight, if fewer than `cap` trials were taken
+    /// in this generation (in flight plus recorded: each permit is used once).
+    #[inline]
+    pub(crate) fn rate_take_trial(self, cap: u32) -> Option<Word> {
+        let [inflight, recorded, f, s] = self.rate_trials();
+        (inflight + recorded < cap)
+            .then(|| Word::rate_half_open(self.gen(), self.step(), [inflight + 1, recorded, f, s]))
+    }
+
+    /// HALF_OPEN by rate: a trial's outcome, counted (the caller decides once all are in).
+    #[inline]
+    pub(crate) fn rate_trial_recorded(self, failed: bool, slow: bool) -> Word {
+        let [inflight, recorded, f, s] = self.rate_trials();
+        Word::rate_half_open(
+            self.gen(),
+            self.step(),
+            [
+                inflight.saturating_sub(1),
+                recorded + 1,
+                f + u32::from(failed),
+                s + u32::from(slow),
+            ],
+        )
+    }
+
+    /// HALF_OPEN by rate: a trial slot given back (its call will not report), if any is taken.
+    #[inline]
+    pub(crate) fn rate_trial_released(self) -> Option<Word> {
+        let [inflight, recorded, f, s] = self.rate_trials();
+        (inflight > 0)
+            .then(|| Word::rate_half_open(self.gen(), self.step(), [inflight - 1, recorded, f, s]))
+    }
 
     /// CLOSED or HALF_OPEN -> OPEN (next generation), at backoff step [`next_step`]
     /// (Self::next_step), for a wait starting at `now_ms`; the wait is rounded up to whole

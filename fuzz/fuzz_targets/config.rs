@@ -6,9 +6,10 @@
 
 use arbitrary::Arbitrary;
 use breakerbox::{
-    CircuitBreaker, Config, ConfigError, ManualClock, OpenWait, WindowConfig, MAX_HALF_OPEN,
-    MAX_OPEN_WAIT,
+    CircuitBreaker, Config, ConfigError, HalfOpenDecision, ManualClock, OpenWait, State,
+    WindowConfig, MAX_HALF_OPEN, MAX_OPEN_WAIT, MAX_RATE_TRIALS,
 };
+use std::sync::Arc;
 use libfuzzer_sys::fuzz_target;
 use std::time::Duration;
 
@@ -121,6 +122,9 @@ struct Input {
     successes: N,
     max_half_open_wait: D,
     call_timeout: Option<D>,
+    by_rate: bool,
+    initial_state: u8,
+    automatic_half_open: bool,
     /// Calls to make if the configuration is valid.
     calls: Vec<(bool, u8)>,
 }
@@ -155,11 +159,25 @@ impl Input {
             half_open_successes: self.successes.get(),
             max_half_open_wait: self.max_half_open_wait.get(),
             call_timeout: self.call_timeout.map(D::get),
+            half_open_decision: if self.by_rate {
+                HalfOpenDecision::Rate
+            } else {
+                HalfOpenDecision::FirstFailure
+            },
+            initial_state: [
+                State::Closed,
+                State::Open,
+                State::HalfOpen,
+                State::ForcedOpen,
+                State::Disabled,
+                State::MetricsOnly,
+            ][usize::from(self.initial_state % 6)],
+            automatic_half_open: self.automatic_half_open,
         }
     }
 
     /// The same configuration through the builder's individual setters.
-    fn build_via_setters(&self) -> Result<CircuitBreaker<ManualClock>, ConfigError> {
+    fn build_via_setters(&self) -> Result<Arc<CircuitBreaker<ManualClock>>, ConfigError> {
         let c = self.config();
         let mut b = CircuitBreaker::builder().clock(ManualClock::new());
         b = match c.failure_rate_threshold {
@@ -185,7 +203,10 @@ impl Input {
             .jitter(c.jitter)
             .half_open_permits(c.half_open_permits)
             .half_open_successes(c.half_open_successes)
-            .max_half_open_wait(c.max_half_open_wait);
+            .max_half_open_wait(c.max_half_open_wait)
+            .half_open_decision(c.half_open_decision)
+            .initial_state(c.initial_state)
+            .automatic_half_open(c.automatic_half_open);
         if let Some(t) = c.call_timeout {
             b = b.call_timeout(t);
         }
@@ -200,8 +221,23 @@ impl Input {
             format!("{expect:?}"),
             "setters and Config disagree"
         );
-        b.build()
+        build(b, c.automatic_half_open)
     }
+}
+
+/// `build_shared` when the automatic timer is on (`build` must refuse it), `build` otherwise.
+fn build(
+    b: breakerbox::Builder<ManualClock>,
+    automatic: bool,
+) -> Result<Arc<CircuitBreaker<ManualClock>>, ConfigError> {
+    if !automatic {
+        return b.build().map(Arc::new);
+    }
+    let shared = b.clone().build_shared();
+    if shared.is_ok() {
+        assert_eq!(b.build().unwrap_err().field(), "automatic_half_open");
+    }
+    shared
 }
 
 /// The documented limits (`Config` field docs and `Config::validate`), stated independently.
@@ -254,6 +290,10 @@ fn valid(c: &Config) -> bool {
         && c.call_timeout.is_none()
         && c.max_half_open_wait >= ms
         && c.max_half_open_wait <= day
+        && (c.half_open_decision == HalfOpenDecision::FirstFailure
+            || (rate_rule
+                && c.half_open_permits <= MAX_RATE_TRIALS
+                && c.half_open_successes == 1))
 }
 
 fuzz_target!(|input: Input| {
@@ -261,10 +301,12 @@ fuzz_target!(|input: Input| {
     let built = if input.via_setters {
         input.build_via_setters()
     } else {
-        CircuitBreaker::builder()
-            .clock(ManualClock::new())
-            .config(config.clone())
-            .build()
+        build(
+            CircuitBreaker::builder()
+                .clock(ManualClock::new())
+                .config(config.clone()),
+            config.automatic_half_open,
+        )
     };
     assert_eq!(
         built.as_ref().err(),

@@ -289,6 +289,70 @@ fn half_open_cap_2_admits_at_most_two_and_no_slot_leaks() {
     half_open_cap(2, 2);
 }
 
+/// HALF-OPEN decided by rate (`HalfOpenDecision::Rate`), two trial permits, failure-rate
+/// threshold 0.5. The two trials report on two threads while a third asks for a permit:
+/// whatever the order, the third is refused (each permit runs once per half-open period), and
+/// the verdict is the rate over both outcomes, decided exactly once by whichever report comes
+/// last.
+fn rate_decision(second_fails: bool) {
+    model(move || {
+        let clock = ManualClock::new();
+        let b = Arc::new(
+            CircuitBreaker::builder()
+                .clock(clock.clone())
+                .failure_rate_threshold(0.5)
+                .count_window(2)
+                .minimum_calls(2)
+                .half_open_permits(2)
+                .half_open_decision(breakerbox::HalfOpenDecision::Rate)
+                .open_wait(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+        );
+        b.try_acquire().unwrap().failure();
+        b.try_acquire().unwrap().failure();
+        assert_eq!(b.state(), State::Open);
+        clock.advance(Duration::from_secs(10));
+        let p1 = b.try_acquire_owned().unwrap();
+        let p2 = b.try_acquire_owned().unwrap();
+        let open_gen = b.generation() - 1;
+        let log = Log::attach(&b);
+        let t1 = thread::spawn(move || p1.success());
+        let t2 = thread::spawn(move || {
+            if second_fails {
+                p2.failure()
+            } else {
+                p2.success()
+            }
+        });
+        let b3 = b.clone();
+        // (Once the verdict is CLOSED, a call is admitted, but not as a trial.)
+        let t3 = thread::spawn(move || b3.try_acquire().is_ok_and(|p| p.is_trial()));
+        t1.join().unwrap();
+        t2.join().unwrap();
+        assert!(!t3.join().unwrap(), "a third trial was admitted");
+        let log = log.transitions();
+        assert_eq!(log.len(), 1, "expected one verdict: {log:?}");
+        let want = if second_fails {
+            State::Open
+        } else {
+            State::Closed
+        };
+        assert_eq!((log[0].from, log[0].to), (State::HalfOpen, want));
+        check_transition_chain(&log, State::HalfOpen, open_gen + 1, &b);
+    });
+}
+
+#[test]
+fn rate_decision_of_racing_trials_reopens_at_the_threshold_exactly_once() {
+    rate_decision(true);
+}
+
+#[test]
+fn rate_decision_of_racing_trials_closes_exactly_once() {
+    rate_decision(false);
+}
+
 // ----- 3. success racing failure in half-open -------------------------------------------------
 
 /// Two trial permits held; one thread reports success, the other failure. With one success
