@@ -96,6 +96,13 @@ pub struct CircuitBreaker<C: Clock = DefaultClock> {
     config: Config,
     clock: C,
     listeners: Listeners,
+    /// Listeners of transitions only (`on_transition`): called from `transitioned`, never from a
+    /// per-call path, so registering one costs the calls nothing.
+    transition_listeners: Listeners,
+    /// Fleet mode's fleet-wide cap on trials (`fleet`): when set and closed, no trial permit
+    /// is handed out (an OPEN breaker past its wait stays OPEN, a HALF-OPEN one admits no new
+    /// trial). Checked only on the trial paths, never on a closed call or an early rejection.
+    half_open_gate: std::sync::OnceLock<Arc<HalfOpenGate>>,
     name: Arc<str>,
 }
 
@@ -165,6 +172,8 @@ impl<C: Clock> CircuitBreaker<C> {
             config,
             clock,
             listeners: Listeners::new(),
+            transition_listeners: Listeners::new(),
+            half_open_gate: std::sync::OnceLock::new(),
             name: name.unwrap_or_else(|| "default".into()).into(),
         }
     }
@@ -212,8 +221,11 @@ impl<C: Clock> CircuitBreaker<C> {
         match w.kind() {
             State::Closed | State::Disabled | State::MetricsOnly => true,
             State::ForcedOpen => false,
-            State::Open => w.remaining_ms(self.now_ms(), self.cap_ms()).is_none(),
+            State::Open => {
+                w.remaining_ms(self.now_ms(), self.cap_ms()).is_none() && !self.gate_closed(false)
+            }
             // (Full past `max_half_open_wait`, the next caller re-opens: not admitted either.)
+            State::HalfOpen if self.gate_closed(false) => false,
             State::HalfOpen if self.by_rate => w.rate_take_trial(self.permits).is_some(),
             State::HalfOpen => w.inflight() < self.permits,
         }
@@ -281,6 +293,9 @@ impl<C: Clock> CircuitBreaker<C> {
                     if let Some(left) = w.remaining_ms(self.now_ms(), self.cap_ms()) {
                         return Err(self.reject(State::Open, Some(left * 1_000)));
                     }
+                    if self.gate_closed(true) {
+                        return Err(self.reject(State::Open, None));
+                    }
                     // The wait is over: move to HALF-OPEN holding the first trial permit, in
                     // one CAS, so the caller that opens the door is the first one through.
                     // (Both half-open layouts count one trial in flight from this word.)
@@ -288,6 +303,9 @@ impl<C: Clock> CircuitBreaker<C> {
                         w.half_open_with_first_trial(),
                         Some(TransitionReason::OpenWaitElapsed),
                     )
+                }
+                State::HalfOpen if self.gate_closed(true) => {
+                    return Err(self.reject(State::HalfOpen, None))
                 }
                 State::HalfOpen => match if self.by_rate {
                     w.rate_take_trial(self.permits)
@@ -325,7 +343,70 @@ impl<C: Clock> CircuitBreaker<C> {
             if let Some(reason) = reason {
                 self.transitioned(w, next, reason, None);
             }
+            if self.gate_revoked() {
+                self.give_back(ticket);
+                return Err(self.reject(State::HalfOpen, None));
+            }
             return Ok(ticket);
+        }
+    }
+
+    /// Whether the trial gate (fleet mode) is installed and closed; a caller asking for a
+    /// trial (`demand`) records that it wanted one, which is what makes the fleet task ask
+    /// Redis for a lease.
+    #[cold]
+    fn gate_closed(&self, demand: bool) -> bool {
+        let Some(g) = self.half_open_gate.get() else {
+            return false;
+        };
+        if g.open.load(std::sync::atomic::Ordering::SeqCst) {
+            return false;
+        }
+        if demand {
+            // Relaxed: a hint to the fleet task, which reads it on its next round.
+            g.demand.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// After a trial permit was taken: whether the gate closed meanwhile. Together with the
+    /// fleet task's `close`, this is Dekker's pattern: the caller's CAS (taking the trial), then
+    /// a SeqCst fence, then a load of the gate; the task's store closing the gate, then a SeqCst
+    /// fence, then a load of the state word. The two fences are totally ordered (any
+    /// architecture), so at least one side sees the other: the caller sees the gate closed and
+    /// gives the trial back, or the task sees the trial in flight and keeps its lease. A trial
+    /// is never in flight without a lease behind it.
+    #[inline]
+    fn gate_revoked(&self) -> bool {
+        let Some(g) = self.half_open_gate.get() else {
+            return false;
+        };
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        !g.open.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Installs the trial gate (fleet mode); `false` if one is installed already.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn set_half_open_gate(&self, gate: Arc<HalfOpenGate>) -> bool {
+        self.half_open_gate.set(gate).is_ok()
+    }
+
+    /// OPEN and its wait has ended (whatever the gate says): for fleet mode's lease.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn open_wait_over(&self) -> bool {
+        let w = self.state.load();
+        w.is(State::Open) && w.remaining_ms(self.now_ms(), self.cap_ms()).is_none()
+    }
+
+    /// HALF-OPEN: trial calls in flight (0 in any other state). Acquire load of the state
+    /// word: the task's side of the Dekker pattern in `gate_revoked` (after its fence).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn trials_in_flight(&self) -> u32 {
+        let w = self.state.load();
+        if w.is(State::HalfOpen) {
+            w.inflight_in(self.by_rate)
+        } else {
+            0
         }
     }
 
@@ -642,18 +723,24 @@ impl<C: Clock> CircuitBreaker<C> {
     /// An admitted call that will not report: gives a trial slot back.
     fn release(&self, t: Ticket) {
         bump(&self.totals.ignored);
-        if t.kind() == Kind::Trial {
-            let _ = self.state.update(|w| {
-                if !(w.is(State::HalfOpen) && w.gen() == t.gen()) {
-                    None
-                } else if self.by_rate {
-                    w.rate_trial_released()
-                } else {
-                    w.trial_released()
-                }
-            });
-        }
+        self.give_back(t);
         self.listeners.emit(&self.name, || EventKind::Ignored);
+    }
+
+    /// Frees the trial slot of ticket `t`, if it is a trial of the current generation.
+    fn give_back(&self, t: Ticket) {
+        if t.kind() != Kind::Trial {
+            return;
+        }
+        let _ = self.state.update(|w| {
+            if !(w.is(State::HalfOpen) && w.gen() == t.gen()) {
+                None
+            } else if self.by_rate {
+                w.rate_trial_released()
+            } else {
+                w.trial_released()
+            }
+        });
     }
 
     /// Side effects of a transition this thread won.
@@ -708,6 +795,8 @@ impl<C: Clock> CircuitBreaker<C> {
             "circuit breaker state transition"
         );
         self.listeners.emit(&self.name, || EventKind::Transition(t));
+        self.transition_listeners
+            .emit(&self.name, || EventKind::Transition(t));
     }
 
     // ----- manual control -------------------------------------------------------------
@@ -795,6 +884,9 @@ impl<C: Clock> CircuitBreaker<C> {
     fn half_open_if_elapsed(&self, w: Word) -> Result<(), Option<Duration>> {
         if let Some(left) = w.remaining_ms(self.now_ms(), self.cap_ms()) {
             return Err(Some(Duration::from_millis(left)));
+        }
+        if self.gate_closed(false) {
+            return Err(Some(GATE_RECHECK));
         }
         let next = w.half_open_empty();
         self.state.cas(w, next).map_err(|_| None)?;
@@ -1011,7 +1103,7 @@ impl<C: Clock> CircuitBreaker<C> {
             } else {
                 0
             },
-            listener_panics: self.listeners.panics(),
+            listener_panics: self.listeners.panics() + self.transition_listeners.panics(),
             retry_after: if w.is(State::Open) {
                 w.remaining_ms(now / 1_000_000, self.cap_ms())
                     .map(Duration::from_millis)
@@ -1044,14 +1136,38 @@ impl<C: Clock> CircuitBreaker<C> {
         self.listeners.add(Arc::new(listener));
     }
 
+    /// Registers a listener of state transitions only ([`EventKind::Transition`] events). Unlike
+    /// [`on_event`](Self::on_event), it costs the calls nothing: it is consulted on transitions
+    /// alone, so a monitor that alerts on OPEN leaves the hot path as it was.
+    ///
+    /// ```
+    /// use breakerbox::{CircuitBreaker, EventKind, State};
+    /// use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
+    ///
+    /// let breaker = CircuitBreaker::builder().consecutive_failures(1).build().unwrap();
+    /// let alerted = Arc::new(AtomicBool::new(false));
+    /// let flag = alerted.clone();
+    /// breaker.on_transition(move |e| {
+    ///     if let EventKind::Transition(t) = e.kind {
+    ///         flag.store(t.to == State::Open, Ordering::SeqCst);
+    ///     }
+    /// });
+    /// let _ = breaker.call(|| Err::<(), _>("down"));
+    /// assert!(alerted.load(Ordering::SeqCst));
+    /// ```
+    pub fn on_transition(&self, listener: impl Fn(&crate::Event<'_>) + Send + Sync + 'static) {
+        self.transition_listeners.add(Arc::new(listener));
+    }
+
     /// Registers a shared listener (one `Arc` for many breakers, as the registry does).
     pub fn add_listener(&self, listener: Listener) {
         self.listeners.add(listener);
     }
 
-    /// Removes every listener.
+    /// Removes every listener (both kinds).
     pub fn clear_listeners(&self) {
         self.listeners.clear();
+        self.transition_listeners.clear();
     }
 
     /// Heap bytes owned by the breaker beyond `size_of::<CircuitBreaker>()` (the window's
@@ -1081,6 +1197,18 @@ impl<C: Clock> std::fmt::Debug for CircuitBreaker<C> {
             .finish_non_exhaustive()
     }
 }
+
+/// Fleet mode's trial gate (see `half_open_gate`): `open` while this instance holds a fleet
+/// trial lease (or Redis is unreachable and the breaker is plain local); `demand` set by
+/// callers refused by the closed gate.
+#[derive(Debug)]
+pub(crate) struct HalfOpenGate {
+    pub(crate) open: std::sync::atomic::AtomicBool,
+    pub(crate) demand: std::sync::atomic::AtomicBool,
+}
+
+/// How soon the automatic timer looks again at an OPEN breaker held by its half-open gate.
+const GATE_RECHECK: Duration = Duration::from_millis(10);
 
 /// Milliseconds in a `half_open_since` stamp (2^43 ms: 278 years), below the generation.
 const MS_BITS: u32 = 43;

@@ -75,6 +75,8 @@ mod window;
 #[doc(hidden)]
 pub use window::models as __loom_window_models;
 
+#[cfg(feature = "redis")]
+pub mod fleet;
 #[cfg(feature = "metrics")]
 pub mod observe;
 #[cfg(feature = "reqwest")]

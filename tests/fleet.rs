@@ -1,0 +1,392 @@
+//! Fleet mode against a real Redis (started here on 127.0.0.1, stopped by PID): three breaker
+//! instances, each with its own sync task, sharing one Redis. Without a `redis-server` binary
+//! the Redis tests say so and pass, unless `BREAKERBOX_REQUIRE_REDIS` is set (CI sets it).
+//!
+//! The breakers run on manual clocks (their open waits move only when told); the sync tasks run
+//! on real time, so the tests wait for convergence with a generous bound and report, but never
+//! assert, how fast it was.
+#![cfg(feature = "redis")]
+
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+use breakerbox::fleet::{FleetConfig, FleetError, FleetEvent, FleetSync};
+use breakerbox::{CircuitBreaker, ManualClock, State};
+use redis_server::RedisServer;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+type Breaker = Arc<CircuitBreaker<ManualClock>>;
+
+const INTERVAL: Duration = Duration::from_millis(20);
+const WAIT: Duration = Duration::from_secs(10);
+
+fn redis() -> Option<RedisServer> {
+    if redis_server::available() {
+        return Some(RedisServer::start());
+    }
+    assert!(
+        std::env::var_os("BREAKERBOX_REQUIRE_REDIS").is_none(),
+        "BREAKERBOX_REQUIRE_REDIS is set but there is no redis-server"
+    );
+    eprintln!("redis-server not found: skipping (install redis-server to run this test)");
+    None
+}
+
+struct Instance {
+    breaker: Breaker,
+    events: Arc<Mutex<Vec<FleetEvent>>>,
+    _sync: FleetSync,
+}
+
+impl Instance {
+    fn saw(&self, pred: impl Fn(&FleetEvent) -> bool) -> bool {
+        self.events.lock().unwrap().iter().any(pred)
+    }
+}
+
+/// Three instances of the breaker `upstream` under `prefix`: opens on one failure, waits
+/// `WAIT` (manual clock), one trial permit each.
+fn fleet(
+    server: &RedisServer,
+    prefix: &str,
+    clock: &ManualClock,
+    trials: Option<u32>,
+) -> Vec<Instance> {
+    ["a", "b", "c"]
+        .into_iter()
+        .map(|id| {
+            let breaker = CircuitBreaker::builder()
+                .name("upstream")
+                .consecutive_failures(1)
+                .open_wait(WAIT)
+                .clock(clock.clone())
+                .build_shared()
+                .unwrap();
+            let events = Arc::new(Mutex::new(Vec::new()));
+            let sink = events.clone();
+            let sync = FleetConfig::new(server.url())
+                .prefix(prefix)
+                .instance(id)
+                .sync_interval(INTERVAL)
+                .fleet_trials(trials)
+                .lease_ttl(Duration::from_secs(2))
+                .on_event(move |e| {
+                    if std::env::var_os("FLEET_DEBUG").is_some() {
+                        eprintln!("{id}: {e:?}");
+                    }
+                    sink.lock().unwrap().push(e.clone())
+                })
+                .attach(&breaker)
+                .unwrap();
+            Instance {
+                breaker,
+                events,
+                _sync: sync,
+            }
+        })
+        .collect()
+}
+
+/// Waits (at most 10 s) until `cond` holds; returns how long it took.
+async fn until(what: &str, cond: impl Fn() -> bool) -> Duration {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "not within 10 s: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    start.elapsed()
+}
+
+async fn connected(fleet: &[Instance]) {
+    until("every instance connected", || {
+        fleet
+            .iter()
+            .all(|i| i.saw(|e| matches!(e, FleetEvent::Connected)))
+    })
+    .await;
+}
+
+fn trip(b: &Breaker) {
+    let _ = b.call(|| Err::<(), _>("down"));
+    assert_eq!(b.state(), State::Open);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trip_on_one_instance_opens_the_others() {
+    let Some(server) = redis() else { return };
+    let clock = ManualClock::new();
+    let fleet = fleet(&server, "trip", &clock, Some(1));
+    connected(&fleet).await;
+    trip(&fleet[0].breaker);
+    let took = until("b and c open", || {
+        fleet[1..].iter().all(|i| i.breaker.state() == State::Open)
+    })
+    .await;
+    eprintln!("trip on a -> OPEN on b and c in {took:?} (sync interval {INTERVAL:?})");
+    for i in &fleet[1..] {
+        assert!(i.saw(|e| matches!(
+            e,
+            FleetEvent::Applied { state: State::Open, from, wait: Some(w) } if from == "a" && *w <= WAIT
+        )));
+        // They wait what the fleet record had left, in their own clock.
+        let left = i.breaker.try_acquire().unwrap_err().retry_after().unwrap();
+        assert!(
+            left <= WAIT && left > WAIT - Duration::from_secs(5),
+            "{left:?}"
+        );
+    }
+    assert!(fleet[0].saw(|e| matches!(
+        e,
+        FleetEvent::Published {
+            state: State::Open,
+            ..
+        }
+    )));
+    // Applied transitions are not published back: a is the only publisher.
+    for i in &fleet[1..] {
+        assert!(!i.saw(|e| matches!(e, FleetEvent::Published { .. })));
+    }
+
+    // a's trial closes it: the close reaches b and c.
+    // (a's callers asking is what makes a's task take the trial lease.)
+    clock.advance(WAIT);
+    let mut closed = false;
+    let start = Instant::now();
+    while !closed {
+        assert!(start.elapsed() < Duration::from_secs(10), "no trial for a");
+        if let Ok(p) = fleet[0].breaker.try_acquire() {
+            p.success();
+            closed = true;
+        } else {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    assert_eq!(fleet[0].breaker.state(), State::Closed);
+    until("b and c closed", || {
+        fleet[1..]
+            .iter()
+            .all(|i| i.breaker.state() == State::Closed)
+    })
+    .await;
+}
+
+/// Every instance's callers hammer their breaker while the fleet is OPEN past its wait; a
+/// trial call holds its permit for a while and then fails (re-opening that instance). Over
+/// several rounds, the trial calls in flight across the fleet never exceed `p`.
+async fn fleet_trials_cap(p: u32) {
+    let Some(server) = redis() else { return };
+    let clock = ManualClock::new();
+    let fleet = fleet(&server, &format!("cap{p}"), &clock, Some(p));
+    connected(&fleet).await;
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let max = Arc::new(AtomicUsize::new(0));
+    let trials = Arc::new(AtomicUsize::new(0));
+    for _round in 0..4 {
+        for i in &fleet {
+            if i.breaker.state() != State::Open {
+                trip(&i.breaker);
+            }
+        }
+        clock.advance(WAIT);
+        let stop = Instant::now() + Duration::from_millis(300);
+        let callers: Vec<_> = fleet
+            .iter()
+            .map(|i| {
+                let (b, in_flight, max, trials) = (
+                    i.breaker.clone(),
+                    in_flight.clone(),
+                    max.clone(),
+                    trials.clone(),
+                );
+                tokio::spawn(async move {
+                    while Instant::now() < stop {
+                        match b.try_acquire() {
+                            Ok(p) if p.is_trial() => {
+                                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                                max.fetch_max(now, Ordering::SeqCst);
+                                trials.fetch_add(1, Ordering::SeqCst);
+                                tokio::time::sleep(Duration::from_millis(30)).await;
+                                // Counted out while the permit is still held.
+                                in_flight.fetch_sub(1, Ordering::SeqCst);
+                                p.failure();
+                            }
+                            Ok(p) => p.success(),
+                            Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+                        }
+                    }
+                })
+            })
+            .collect();
+        for c in callers {
+            c.await.unwrap();
+        }
+    }
+    let (max, trials) = (max.load(Ordering::SeqCst), trials.load(Ordering::SeqCst));
+    eprintln!("fleet_trials = {p}: {trials} trial calls, at most {max} in flight at once");
+    assert!(trials >= 1, "no instance ever got a trial");
+    assert!(
+        max <= p as usize,
+        "{max} trial calls in flight with a fleet cap of {p}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_wide_trials_never_exceed_one() {
+    fleet_trials_cap(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_wide_trials_never_exceed_two() {
+    fleet_trials_cap(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_redis_leaves_every_instance_local_and_they_converge_after_restart() {
+    let Some(mut server) = redis() else { return };
+    let clock = ManualClock::new();
+    let fleet = fleet(&server, "kill", &clock, Some(1));
+    connected(&fleet).await;
+    server.kill();
+    until("every instance noticed", || {
+        fleet
+            .iter()
+            .all(|i| i.saw(|e| matches!(e, FleetEvent::Unavailable { .. })))
+    })
+    .await;
+    for i in &fleet {
+        i.events.lock().unwrap().clear();
+    }
+    // Locally, everything works: a trips alone, the others keep admitting.
+    trip(&fleet[0].breaker);
+    tokio::time::sleep(INTERVAL * 5).await;
+    for i in &fleet[1..] {
+        assert_eq!(i.breaker.state(), State::Closed);
+        assert!(i.breaker.call(|| Ok::<_, ()>(())).is_ok());
+    }
+    // ... and a's own half-open works without a lease (the gate is open while Redis is down).
+    clock.advance(WAIT);
+    let trial = fleet[0].breaker.try_acquire().expect("a local trial");
+    assert!(trial.is_trial());
+    trial.success();
+    assert_eq!(fleet[0].breaker.state(), State::Closed);
+
+    server.restart();
+    let took = until("every instance reconnected", || {
+        fleet
+            .iter()
+            .all(|i| i.saw(|e| matches!(e, FleetEvent::Connected)))
+    })
+    .await;
+    eprintln!("reconnected {took:?} after the restart (backoff at most 5 s)");
+    trip(&fleet[2].breaker);
+    until("a and b follow c", || {
+        fleet[..2].iter().all(|i| i.breaker.state() == State::Open)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_values_give_events_not_panics() {
+    let Some(server) = redis() else { return };
+    let clock = ManualClock::new();
+    let fleet = fleet(&server, "bad", &clock, Some(1));
+    connected(&fleet).await;
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    for (key, value) in [
+        ("bad:upstream:state", "garbage"),
+        ("bad:upstream:state", "open|notanumber|x"),
+        ("bad:upstream:state", "open|12|"),
+        ("bad:upstream:trials", "not a sorted set"),
+        ("bad:upstream:seq", "NaN?"),
+    ] {
+        let _: () = redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        if key.ends_with(":state") {
+            until("a malformed event for the value", || {
+                fleet.iter().all(|i| {
+                    i.saw(|e| matches!(e, FleetEvent::Malformed { value: v, .. } if v == value))
+                })
+            })
+            .await;
+        }
+    }
+    // The breakers work on: a trips (its publish overwrites the garbage state), the others
+    // follow; with the lease key unusable, a's half-open falls back to local.
+    trip(&fleet[0].breaker);
+    until("b and c follow a", || {
+        fleet[1..].iter().all(|i| i.breaker.state() == State::Open)
+    })
+    .await;
+    clock.advance(WAIT);
+    until("a admits a trial", || {
+        fleet[0].breaker.try_acquire().is_ok()
+    })
+    .await;
+    assert!(fleet[0]
+        .saw(|e| matches!(e, FleetEvent::Malformed { key, .. } if key == "bad:upstream:trials")));
+}
+
+#[test]
+fn bad_settings_are_typed_errors() {
+    let b = CircuitBreaker::builder().build_shared().unwrap();
+    let cases: Vec<(FleetConfig, &str)> = vec![
+        (FleetConfig::new("redis://127.0.0.1:1").prefix(""), "prefix"),
+        (
+            FleetConfig::new("redis://127.0.0.1:1").instance("a|b"),
+            "instance",
+        ),
+        (
+            FleetConfig::new("redis://127.0.0.1:1").sync_interval(Duration::ZERO),
+            "sync_interval",
+        ),
+        (
+            FleetConfig::new("redis://127.0.0.1:1").fleet_trials(Some(0)),
+            "fleet_trials",
+        ),
+        (
+            FleetConfig::new("redis://127.0.0.1:1").lease_ttl(Duration::from_millis(50)),
+            "lease_ttl",
+        ),
+        (
+            FleetConfig::new("redis://127.0.0.1:1").timeout(Duration::ZERO),
+            "timeout",
+        ),
+        (FleetConfig::new("not a url"), "url"),
+    ];
+    for (config, field) in cases {
+        match config.attach(&b) {
+            Err(FleetError::Invalid { field: f, reason }) => {
+                assert_eq!(f, field, "{reason}");
+            }
+            other => panic!("{field}: expected Invalid, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        FleetConfig::new("redis://127.0.0.1:1")
+            .attach(&b)
+            .unwrap_err(),
+        FleetError::NoRuntime
+    );
+}
+
+#[tokio::test]
+async fn a_second_capped_sync_on_one_breaker_is_refused() {
+    let b = CircuitBreaker::builder().build_shared().unwrap();
+    let _first = FleetConfig::new("redis://127.0.0.1:1").attach(&b).unwrap();
+    assert_eq!(
+        FleetConfig::new("redis://127.0.0.1:1")
+            .attach(&b)
+            .unwrap_err(),
+        FleetError::AlreadyAttached
+    );
+}
