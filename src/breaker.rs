@@ -359,12 +359,12 @@ impl<C: Clock> CircuitBreaker<C> {
         let Some(g) = self.half_open_gate.get() else {
             return false;
         };
-        if g.open.load(std::sync::atomic::Ordering::SeqCst) {
+        if g.open.load(Ordering::SeqCst) {
             return false;
         }
         if demand {
             // Relaxed: a hint to the fleet task, which reads it on its next round.
-            g.demand.store(true, std::sync::atomic::Ordering::Relaxed);
+            g.demand.store(true, Ordering::Relaxed);
         }
         true
     }
@@ -381,12 +381,12 @@ impl<C: Clock> CircuitBreaker<C> {
         let Some(g) = self.half_open_gate.get() else {
             return false;
         };
-        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-        !g.open.load(std::sync::atomic::Ordering::SeqCst)
+        crate::sync::fence(Ordering::SeqCst);
+        !g.open.load(Ordering::SeqCst)
     }
 
     /// Installs the trial gate (fleet mode); `false` if one is installed already.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "redis", breakerbox_loom)), allow(dead_code))]
     pub(crate) fn set_half_open_gate(&self, gate: Arc<HalfOpenGate>) -> bool {
         self.half_open_gate.set(gate).is_ok()
     }
@@ -400,7 +400,7 @@ impl<C: Clock> CircuitBreaker<C> {
 
     /// HALF-OPEN: trial calls in flight (0 in any other state). Acquire load of the state
     /// word: the task's side of the Dekker pattern in `gate_revoked` (after its fence).
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "redis", breakerbox_loom)), allow(dead_code))]
     pub(crate) fn trials_in_flight(&self) -> u32 {
         let w = self.state.load();
         if w.is(State::HalfOpen) {
@@ -1198,13 +1198,64 @@ impl<C: Clock> std::fmt::Debug for CircuitBreaker<C> {
     }
 }
 
+/// loom models of the trial gate (fleet mode's side of the breaker), beside the code.
+#[cfg(breakerbox_loom)]
+pub mod gate_models {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::sync::{fence, AtomicBool};
+    use loom::thread;
+
+    /// A caller takes the first trial of a HALF-OPEN period while the fleet task, holding the
+    /// lease, gives it back unless a trial is in flight (close the gate, SeqCst fence, look at
+    /// the state word). Whatever the interleaving, a caller that ends up holding a trial
+    /// permit was seen by the task, which kept the lease.
+    pub fn a_trial_never_runs_without_the_lease() {
+        let clock = ManualClock::new();
+        let b = Arc::new(
+            CircuitBreaker::builder()
+                .clock(clock.clone())
+                .no_failure_rate()
+                .consecutive_failures(1)
+                .open_wait(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+        );
+        let gate = Arc::new(HalfOpenGate {
+            open: AtomicBool::new(true),
+            demand: AtomicBool::new(false),
+        });
+        assert!(b.set_half_open_gate(gate.clone()));
+        b.try_acquire().unwrap().failure();
+        clock.advance(Duration::from_secs(10));
+        let caller = {
+            let b = b.clone();
+            thread::spawn(move || b.try_acquire_owned().ok().filter(|p| p.is_trial()))
+        };
+        let task = {
+            let b = b.clone();
+            thread::spawn(move || {
+                gate.open.store(false, Ordering::SeqCst);
+                fence(Ordering::SeqCst);
+                b.trials_in_flight() > 0
+            })
+        };
+        let trial = caller.join().unwrap();
+        let kept = task.join().unwrap();
+        assert!(
+            trial.is_none() || kept,
+            "a trial is in flight but the lease was given back"
+        );
+    }
+}
+
 /// Fleet mode's trial gate (see `half_open_gate`): `open` while this instance holds a fleet
 /// trial lease (or Redis is unreachable and the breaker is plain local); `demand` set by
 /// callers refused by the closed gate.
 #[derive(Debug)]
 pub(crate) struct HalfOpenGate {
-    pub(crate) open: std::sync::atomic::AtomicBool,
-    pub(crate) demand: std::sync::atomic::AtomicBool,
+    pub(crate) open: crate::sync::AtomicBool,
+    pub(crate) demand: crate::sync::AtomicBool,
 }
 
 /// How soon the automatic timer looks again at an OPEN breaker held by its half-open gate.

@@ -70,6 +70,10 @@ mod sync;
 mod timer;
 mod window;
 
+/// loom models of the fleet trial gate (only under `--cfg breakerbox_loom`).
+#[cfg(breakerbox_loom)]
+#[doc(hidden)]
+pub use breaker::gate_models as __loom_gate_models;
 /// loom models of the windows (only under `--cfg breakerbox_loom`; run by `loom-tests`).
 #[cfg(breakerbox_loom)]
 #[doc(hidden)]

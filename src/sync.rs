@@ -6,9 +6,9 @@
 //! part of that protocol and use `std` directly.
 
 #[cfg(breakerbox_loom)]
-pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 #[cfg(not(breakerbox_loom))]
-pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// `AtomicU64::new` that also works for loom (whose constructor is not `const`).
 #[inline]

@@ -29,3 +29,9 @@ fn time_window_survives_tag_wrap() {
 fn streak_survives_tag_wrap() {
     model(m::streak_survives_tag_wrap);
 }
+
+/// The fleet trial gate's Dekker pattern (`CircuitBreaker::gate_revoked`).
+#[test]
+fn a_trial_never_runs_without_the_lease() {
+    model(breakerbox::__loom_gate_models::a_trial_never_runs_without_the_lease);
+}
