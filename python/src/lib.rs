@@ -879,6 +879,12 @@ impl Permit {
         self.permit.as_ref().is_some_and(|p| p.is_trial())
     }
 
+    /// The generation of the state that admitted the call (`None` once reported).
+    #[getter]
+    fn generation(&self) -> Option<u32> {
+        self.permit.as_ref().map(|p| p.generation())
+    }
+
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }
