@@ -13,7 +13,8 @@ use breakerbox::{
 use pyo3::exceptions::{PyException, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
-use pyo3::types::{PyDict, PyTuple, PyType};
+use pyo3::intern;
+use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,11 +71,16 @@ fn core_config_error(py: Python<'_>, e: ConfigError) -> PyErr {
     config_error(py, field, message)
 }
 
-fn rejected_error(py: Python<'_>, name: &str, r: Rejected) -> PyErr {
+fn rejected_error(py: Python<'_>, name: &Py<PyString>, r: Rejected) -> PyErr {
+    let state = match r.state() {
+        State::Open => intern!(py, "open"),
+        State::HalfOpen => intern!(py, "half_open"),
+        State::ForcedOpen => intern!(py, "forced_open"),
+        s => &PyString::new(py, s.as_str()),
+    };
     let retry = r.retry_after().map(|d| d.as_secs_f64());
-    let msg = format!("{name}: {r}");
     match errors_class(py, &REJECTED_CLS, "CircuitBreakerError") {
-        Ok(cls) => match cls.call1((msg, name, r.state().as_str(), retry)) {
+        Ok(cls) => match cls.call1((name.bind(py), state, retry)) {
             Ok(e) => PyErr::from_value(e),
             Err(e) => e,
         },
@@ -571,6 +577,8 @@ fn config_dict<'py>(py: Python<'py>, c: &Config) -> PyResult<Bound<'py, PyDict>>
 struct Breaker {
     inner: Arc<CircuitBreaker>,
     classify: Arc<Classify>,
+    /// The name as a Python string, for rejections.
+    py_name: Py<PyString>,
 }
 
 impl Breaker {
@@ -612,6 +620,7 @@ impl Breaker {
         }
         let inner = b.build().map_err(|e| core_config_error(py, e))?;
         Ok(Breaker {
+            py_name: PyString::new(py, inner.name()).unbind(),
             inner: Arc::new(inner),
             classify,
         })
@@ -658,7 +667,7 @@ impl Breaker {
     ) -> PyResult<Bound<'py, PyAny>> {
         match self.inner.try_acquire() {
             Ok(permit) => self.finish(py, permit, func.call(args, kwargs)),
-            Err(r) => Err(rejected_error(py, self.inner.name(), r)),
+            Err(r) => Err(rejected_error(py, &self.py_name, r)),
         }
     }
 
@@ -689,7 +698,7 @@ impl Breaker {
                 permit: Some(p),
                 classify: Arc::clone(&self.classify),
             }),
-            Err(r) => Err(rejected_error(py, self.inner.name(), r)),
+            Err(r) => Err(rejected_error(py, &self.py_name, r)),
         }
     }
 
@@ -783,7 +792,7 @@ impl Guarded {
             Ok(permit) => b.finish(py, permit, self.func.bind(py).call(args, kwargs)),
             Err(r) => match &self.fallback {
                 Some(f) => f.bind(py).call(args, kwargs),
-                None => Err(rejected_error(py, b.inner.name(), r)),
+                None => Err(rejected_error(py, &b.py_name, r)),
             },
         }
     }
@@ -968,8 +977,10 @@ impl Registry {
         exclude: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Breaker> {
         let classify = Arc::new(Classify::new(py, expected_exception, exclude)?);
+        let inner = self.inner.get(name);
         Ok(Breaker {
-            inner: self.inner.get(name),
+            py_name: PyString::new(py, inner.name()).unbind(),
+            inner,
             classify,
         })
     }
