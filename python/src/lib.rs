@@ -7,13 +7,13 @@
 //! unwind into the core.
 
 use breakerbox::{
-    CircuitBreaker, Config, ConfigError, Event, EventKind, Metrics, Outcome, OwnedPermit,
-    Rejected, State, TransitionReason, WindowConfig,
+    CircuitBreaker, Config, ConfigError, Event, EventKind, Metrics, Outcome, OwnedPermit, Rejected,
+    State, TransitionReason, WindowConfig,
 };
 use pyo3::exceptions::{PyException, PyRuntimeError, PyTypeError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
-use pyo3::intern;
 use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 use std::sync::Arc;
 use std::time::Duration;
@@ -146,10 +146,7 @@ fn to_float(key: &str, v: &Bound<'_, PyAny>) -> PyResult<f64> {
         )));
     }
     v.extract::<f64>().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "`{key}` must be a number, not {}",
-            type_name(v)
-        ))
+        PyTypeError::new_err(format!("`{key}` must be a number, not {}", type_name(v)))
     })
 }
 
@@ -388,7 +385,11 @@ impl Classify {
             }
         }
         if let Some(p) = &self.predicate {
-            return match p.bind(py).call1((err.value(py),)).and_then(|r| r.is_truthy()) {
+            return match p
+                .bind(py)
+                .call1((err.value(py),))
+                .and_then(|r| r.is_truthy())
+            {
                 Ok(true) => Outcome::Failure,
                 Ok(false) => Outcome::Success,
                 Err(e) => {
@@ -908,7 +909,9 @@ impl Permit {
     ) -> PyResult<bool> {
         if let Some(p) = self.permit.take() {
             match exc {
-                Some(e) if !e.is_none() => p.record(self.classify.outcome(py, &PyErr::from_value(e))),
+                Some(e) if !e.is_none() => {
+                    p.record(self.classify.outcome(py, &PyErr::from_value(e)))
+                }
                 _ => p.success(),
             }
         }
@@ -943,7 +946,11 @@ impl Registry {
         if let Some(l) = capacity_limit {
             let n = to_u32(py, "capacity_limit", &l)?;
             inner = inner.with_capacity_limit(n as usize).map_err(|e| {
-                config_error(py, "capacity_limit", format!("invalid `capacity_limit`: {e}"))
+                config_error(
+                    py,
+                    "capacity_limit",
+                    format!("invalid `capacity_limit`: {e}"),
+                )
             })?;
         }
         Ok(Registry { inner })
