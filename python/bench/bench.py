@@ -47,6 +47,42 @@ async def afail():
     raise OSError("down")
 
 
+# ----- the floor: what any Python-level decorator pays ---------------------------------------
+# A pass-through wrapper (closed) and a wrapper that only raises (open): no breaker at all.
+
+
+class _Rejected(Exception):
+    pass
+
+
+def floor(func):
+    if asyncio.iscoroutinefunction(func):
+
+        async def passthrough(*args, **kwargs):
+            return await func(*args, **kwargs)
+
+        return passthrough
+
+    def passthrough(*args, **kwargs):
+        return func(*args, **kwargs)
+
+    return passthrough
+
+
+def floor_open(func):
+    if asyncio.iscoroutinefunction(func):
+
+        async def reject(*args, **kwargs):
+            raise _Rejected("name", "open", 1.0)
+
+        return reject
+
+    def reject(*args, **kwargs):
+        raise _Rejected("name", "open", 1.0)
+
+    return reject
+
+
 # ----- the libraries ---------------------------------------------------------------------------
 # Each entry: name -> factory() returning (decorate, open_it, rejection exception type).
 
@@ -182,7 +218,7 @@ def best(samples, n):
 def measure(calls, repeats, threads):
     """{case: {lib: overhead_ns}} plus the baselines."""
     cases = ["closed", "open", f"threads x{threads}", "asyncio closed", "asyncio open"]
-    raw = {c: {lib: [] for lib in list(LIBS) + ["bare"]} for c in cases}
+    raw = {c: {lib: [] for lib in list(LIBS) + ["bare", "floor"]} for c in cases}
 
     setups = {}
     for name, make in LIBS.items():
@@ -206,6 +242,11 @@ def measure(calls, repeats, threads):
         raw[cases[2]]["bare"].append(loop_threads(noop, calls, threads))
         raw["asyncio closed"]["bare"].append(asyncio.run(aloop_closed(anoop, calls)))
         raw["asyncio open"]["bare"].append(asyncio.run(aloop_open(anoop, calls, Exception)))
+        raw["closed"]["floor"].append(loop_closed(floor(noop), calls))
+        raw["open"]["floor"].append(loop_open(floor_open(noop), calls, _Rejected))
+        raw[cases[2]]["floor"].append(loop_threads(floor(noop), calls, threads))
+        raw["asyncio closed"]["floor"].append(asyncio.run(aloop_closed(floor(anoop), calls)))
+        raw["asyncio open"]["floor"].append(asyncio.run(aloop_open(floor_open(anoop), calls, _Rejected)))
         for name, (closed_f, open_f, exc) in setups.items():
             raw["closed"][name].append(loop_closed(closed_f, calls))
             raw["open"][name].append(loop_open(open_f, calls, exc))
@@ -219,14 +260,18 @@ def measure(calls, repeats, threads):
         base = best(raw[case]["bare"], calls)
         out[case] = {"bare": base}
         for lib, samples in raw[case].items():
-            if lib != "bare" and samples:
+            if lib != "bare" and samples:  # (floor included)
                 out[case][lib] = max(best(samples, calls) - base, 0.0)
     return cases, out
 
 
 def table(cases, out, markdown=False):
     libs = list(LIBS)
-    head = ["case"] + [f"{lib} (ns)" for lib in libs] + ["ratio (fastest other / breakerbox)", "target 5x"]
+    head = (
+        ["case"]
+        + [f"{lib} (ns)" for lib in libs]
+        + ["floor (ns)", "ratio (fastest other / breakerbox)", "target 5x"]
+    )
     rows = []
     summary = []
     for case in cases:
@@ -240,7 +285,7 @@ def table(cases, out, markdown=False):
         rows.append(
             [case]
             + [f"{r[lib]:.0f}" if lib in r else "n/a" for lib in libs]
-            + [f"{ratio:.1f}x (vs {fastest})", met]
+            + [f"{r['floor']:.0f}", f"{ratio:.1f}x (vs {fastest})", met]
         )
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -268,9 +313,6 @@ def main():
     print(f"({args.calls} calls x {args.repeats} repeats per case, {time.monotonic() - t0:.1f}s)")
     if args.markdown:
         md, _ = table(cases, out, markdown=True)
-        versions = ", ".join(
-            f"{m.__name__} {getattr(m, '__version__', '?')}" for m in (breakerbox, pybreaker)
-        )
         import importlib.metadata as md_
 
         versions = ", ".join(
@@ -286,7 +328,12 @@ def main():
                 f"{platform.system()}; {versions}.\n\n"
                 "Overhead = decorated no-op minus bare no-op, in nanoseconds per call. Ratio = "
                 "the fastest other library's overhead divided by breakerbox's; the target is 5x. "
-                "pybreaker's async support is Tornado-only, so it has no asyncio figure.\n\n"
+                "pybreaker's async support is Tornado-only, so it has no asyncio figure. *Floor* is "
+                "no breaker at all: a pass-through `def w(*a, **kw): return f(*a, **kw)` (closed "
+                "cases; `async def` + `await` for asyncio) or a wrapper that only raises an "
+                "exception (open cases): what any Python-level decorator pays before doing "
+                "anything. A 5x ratio is out of reach wherever 5x below the fastest other "
+                "library is below the floor.\n\n"
                 + md
                 + "\n\nBaselines (bare no-op, ns per call): "
                 + ", ".join(f"{c}: {out[c]['bare']:.0f}" for c in cases)

@@ -388,7 +388,10 @@ class CircuitBreaker:
         return self.__exit__(exc_type, exc, tb)
 
     def __repr__(self) -> str:
-        return f"<CircuitBreaker {self.name!r} state={self.state}>"
+        core = getattr(self, "_core", None)
+        if core is None:
+            return "<CircuitBreaker (not initialised)>"
+        return f"<CircuitBreaker {core.name!r} state={core.state}>"
 
 
 class Registry:
