@@ -6,10 +6,11 @@ route, or per host.
     app.add_middleware(BreakerMiddleware, registry=Registry(failure_threshold=5), key="route")
 
 A rejected request gets ``503`` with ``Retry-After`` (whole seconds, rounded up) and a JSON body
-``{"detail": "Circuit breaker open. Retry after N secs", ...}``; every response carries the
-breaker's state in ``X-Circuit-Breaker-State``. A response whose status ``is_failure(status)``
-(default ``>= 500``) is a failure, as is an exception raised by the app (re-raised); a
-cancelled request (client gone) records nothing.
+``{"detail": "Circuit breaker open. Retry after N secs", ...}``; every response carries, in
+``X-Circuit-Breaker-State``, the breaker's state once the response's outcome is recorded. A
+response whose status ``is_failure(status)`` (default ``>= 500``) is a failure, as is an
+exception raised by the app before it responds (re-raised); the outcome is recorded when the
+response starts; a cancelled request (client gone) records nothing.
 """
 
 import asyncio
@@ -112,12 +113,19 @@ class BreakerMiddleware:
         except CircuitBreakerError as e:
             await self._reject(send, e)
             return
-        status = [0]
         header = self.header
+        is_failure = self.is_failure
 
         async def send_wrapper(message: Any) -> None:
             if message["type"] == "http.response.start":
-                status[0] = message["status"]
+                # The outcome is known from the status: report it now, so that the state
+                # header tells the state after this response (and a slow call is one whose
+                # headers are slow to come).
+                if permit.pending:
+                    if is_failure(message["status"]):
+                        permit.failure()
+                    else:
+                        permit.success()
                 if header is not None:
                     headers = list(message.get("headers", ()))
                     headers.append((header, breaker.state.encode()))
@@ -127,15 +135,15 @@ class BreakerMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         except asyncio.CancelledError:
-            permit.ignore()
+            if permit.pending:
+                permit.ignore()
             raise
         except BaseException as e:
-            permit.exception(e)
+            if permit.pending:
+                permit.exception(e)
             raise
-        if status[0] and self.is_failure(status[0]):
-            permit.failure()
-        else:
-            permit.success()
+        if permit.pending:
+            permit.success()  # the app sent no response start; it did not fail either
 
     async def _reject(self, send: Any, e: CircuitBreakerError) -> None:
         secs = None if e.retry_after is None else max(1, math.ceil(e.retry_after))

@@ -46,11 +46,14 @@ def test_uvicorn_server_opens_after_failures_and_answers_503():
     app = flaky_app(breaker=breaker)
     with serve(app) as url, httpx.Client(base_url=url) as client:
         statuses = []
+        states = []
         for _ in range(20):
             r = client.get("/items/1")
             statuses.append(r.status_code)
+            states.append(r.headers["x-circuit-breaker-state"])
             if r.status_code == 503:
                 break
+        assert states == [CLOSED] * 4 + [OPEN] * 2, "the fifth failure's answer says open"
         assert statuses == [500] * 5 + [503], "five failures open it; the sixth is rejected"
         assert r.headers["retry-after"] == "60"
         assert r.headers["x-circuit-breaker-state"] == OPEN
