@@ -310,10 +310,9 @@ class CircuitBreaker:
         if self._call_timeout is not None:
             raise TypeError("`call_timeout` applies to `async def` functions only")
         guarded = self._core.wrap(func, fallback)
-        try:
-            functools.update_wrapper(guarded, func)
-        except (AttributeError, TypeError):
-            pass
+        # name, doc, module, __wrapped__ (for inspect.signature): the native callable has a
+        # __dict__ for them.
+        functools.update_wrapper(guarded, func)
         return guarded
 
     def _decorate_async(self, func: Callable[..., Any], fallback: Any) -> Callable[..., Any]:

@@ -822,12 +822,6 @@ impl Guarded {
     fn breaker(&self, py: Python<'_>) -> Py<Breaker> {
         self.breaker.clone_ref(py)
     }
-
-    /// The guarded function.
-    #[getter]
-    fn __wrapped__(&self, py: Python<'_>) -> Py<PyAny> {
-        self.func.clone_ref(py)
-    }
 }
 
 /// Permission to make one call. Report with `success()`, `failure()`, `ignore()` or

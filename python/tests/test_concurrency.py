@@ -63,6 +63,7 @@ def test_threads_racing_half_open_never_exceed_the_cap():
     for t in threads:
         t.join()
     assert not errors, errors
+    print(f"peak {peak[0]}, trials {admitted[0]}, generations {len(inflight)}")
     assert 1 <= peak[0] <= CAP
     assert admitted[0] > 0
 
@@ -188,3 +189,25 @@ async def test_many_cancelled_tasks_in_half_open():
     assert sum(isinstance(r, asyncio.CancelledError) for r in results) == CAP
     assert b.metrics()["half_open_in_flight"] == 0
     assert b.state == HALF_OPEN
+
+
+def test_threads_getting_one_new_name_share_one_breaker():
+    from breakerbox import Registry
+
+    r = Registry(failure_threshold=1)
+    barrier = threading.Barrier(THREADS)
+    got = []
+
+    def worker():
+        barrier.wait()
+        got.append(r.get("shared"))
+
+    threads = [threading.Thread(target=worker) for _ in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == THREADS and all(b is got[0] for b in got)
+    assert r.names() == ["shared"]
+    got[0].acquire().failure()
+    assert r.get("shared").state == OPEN

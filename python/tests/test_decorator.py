@@ -23,7 +23,10 @@ def test_sync_decorator_counts_and_reraises():
             raise Down("x")
         return "ok"
 
-    assert call.__name__ == "call" and call.__doc__ == "doc" and call.__wrapped__ is not None
+    assert call.__name__ == "call" and call.__doc__ == "doc" and call.__wrapped__.__name__ == "call"
+    import inspect
+
+    assert list(inspect.signature(call).parameters) == ["ok"]
     assert call() == "ok"
     assert call(ok=True) == "ok"
     for _ in range(3):
