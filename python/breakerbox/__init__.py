@@ -313,6 +313,7 @@ class CircuitBreaker:
         # name, doc, module, __wrapped__ (for inspect.signature): the native callable has a
         # __dict__ for them.
         functools.update_wrapper(guarded, func)
+        guarded.breaker = self
         return guarded
 
     def _decorate_async(self, func: Callable[..., Any], fallback: Any) -> Callable[..., Any]:

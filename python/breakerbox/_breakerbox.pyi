@@ -33,8 +33,7 @@ class Guarded:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
     def __get__(self, obj: Any, owner: Any = None) -> Any: ...
-    @property
-    def breaker(self) -> "Breaker": ...
+    breaker: Any  # the breakerbox.CircuitBreaker, set by the decorator
 
 class Breaker:
     def __init__(

@@ -816,12 +816,6 @@ impl Guarded {
             }
         }
     }
-
-    /// The native breaker.
-    #[getter]
-    fn breaker(&self, py: Python<'_>) -> Py<Breaker> {
-        self.breaker.clone_ref(py)
-    }
 }
 
 /// Permission to make one call. Report with `success()`, `failure()`, `ignore()` or

@@ -27,6 +27,7 @@ def test_sync_decorator_counts_and_reraises():
     import inspect
 
     assert list(inspect.signature(call).parameters) == ["ok"]
+    assert call.breaker is b
     assert call() == "ok"
     assert call(ok=True) == "ok"
     for _ in range(3):
@@ -107,7 +108,7 @@ async def test_async_decorator_and_async_with():
             raise Down()
         return 7
 
-    assert asyncio.iscoroutinefunction(call) and call.__name__ == "call"
+    assert asyncio.iscoroutinefunction(call) and call.__name__ == "call" and call.breaker is b
     assert await call(True) == 7
     async with b:
         await asyncio.sleep(0)
