@@ -266,3 +266,19 @@ def test_metrics_and_prometheus():
     text = b.prometheus()
     assert 'breakerbox_calls_total{breaker="db"} 4' in text
     assert 'breakerbox_state{breaker="db",state="closed"} 1' in text
+
+
+def test_time_window_forgets_old_failures():
+    # The one case on the real clock: a 1 s window; the calls of each phase are microseconds
+    # apart, and the pause (1.1 s) is longer than the window, so no assertion races the clock.
+    b = CircuitBreaker(failure_rate_threshold=0.5, window_duration=1.0, window_buckets=10, minimum_calls=4)
+    for _ in range(3):
+        fail(b)
+    time.sleep(1.1)  # those failures leave the window
+    for _ in range(3):
+        succeed(b)
+    fail(b)
+    assert b.state == CLOSED, "1 of 4 in the last second"
+    fail(b)
+    fail(b)
+    assert b.state == OPEN, "3 of 6 in the last second"
