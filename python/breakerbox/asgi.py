@@ -16,11 +16,11 @@ response starts; a cancelled request (client gone) records nothing.
 import asyncio
 import json
 import math
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, List, Optional, Tuple, Union
 
 from . import CircuitBreaker, CircuitBreakerError, Registry
 
-__all__ = ["BreakerMiddleware", "route_key", "host_key"]
+__all__ = ["BreakerMiddleware", "rejection_handler", "route_key", "host_key"]
 
 
 def host_key(scope: Any) -> str:
@@ -57,6 +57,46 @@ _KEYS = {"route": route_key, "host": host_key}
 
 def _default_failure(status: int) -> bool:
     return status >= 500
+
+
+def _rejection(e: CircuitBreakerError, header: Optional[bytes]) -> Tuple[List[Tuple[bytes, bytes]], bytes]:
+    """Headers and JSON body of the 503 for a rejection."""
+    secs = None if e.retry_after is None else max(1, math.ceil(e.retry_after))
+    detail = (
+        f"Circuit breaker open. Retry after {secs} secs"
+        if secs is not None
+        else f"Circuit breaker {e.state}."
+    )
+    body = json.dumps(
+        {"detail": detail, "breaker": e.breaker, "state": e.state, "retry_after": e.retry_after}
+    ).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if secs is not None:
+        headers.append((b"retry-after", str(secs).encode()))
+    if header is not None:
+        headers.append((header, e.state.encode()))
+    return headers, body
+
+
+def rejection_handler(state_header: Optional[str] = "X-Circuit-Breaker-State") -> Callable[..., Any]:
+    """A Starlette/FastAPI exception handler turning a ``CircuitBreakerError`` raised by an
+    endpoint (a route guarded with ``@breaker``) into the middleware's 503:
+
+        app.add_exception_handler(CircuitBreakerError, rejection_handler())
+    """
+    from starlette.responses import Response
+
+    header = state_header.lower().encode("latin-1") if state_header else None
+
+    async def handle(request: Any, exc: CircuitBreakerError) -> Any:
+        headers, body = _rejection(exc, header)
+        return Response(
+            body,
+            status_code=503,
+            headers={k.decode("latin-1"): v.decode("latin-1") for k, v in headers if k != b"content-length"},
+        )
+
+    return handle
 
 
 class BreakerMiddleware:
@@ -146,19 +186,6 @@ class BreakerMiddleware:
             permit.success()  # the app sent no response start; it did not fail either
 
     async def _reject(self, send: Any, e: CircuitBreakerError) -> None:
-        secs = None if e.retry_after is None else max(1, math.ceil(e.retry_after))
-        detail = (
-            f"Circuit breaker open. Retry after {secs} secs"
-            if secs is not None
-            else f"Circuit breaker {e.state}."
-        )
-        body = json.dumps(
-            {"detail": detail, "breaker": e.breaker, "state": e.state, "retry_after": e.retry_after}
-        ).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        if secs is not None:
-            headers.append((b"retry-after", str(secs).encode()))
-        if self.header is not None:
-            headers.append((self.header, e.state.encode()))
+        headers, body = _rejection(e, self.header)
         await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": body})

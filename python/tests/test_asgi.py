@@ -9,7 +9,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import PlainTextResponse
 
 from breakerbox import CLOSED, OPEN, CircuitBreaker, CircuitBreakerError, Registry
-from breakerbox.asgi import BreakerMiddleware, host_key, route_key
+from breakerbox.asgi import BreakerMiddleware, host_key, rejection_handler, route_key
 from breakerbox.httpx import AsyncBreakerTransport, BreakerTransport
 
 from conftest import serve
@@ -159,3 +159,28 @@ async def test_async_httpx_transport_and_cancellation():
             assert breaker.state == OPEN
             with pytest.raises(CircuitBreakerError):
                 await client.get(url)
+
+
+def test_decorated_route_with_the_rejection_handler():
+    # Per route without the middleware: the endpoint itself is decorated.
+    app = FastAPI()
+    app.add_exception_handler(CircuitBreakerError, rejection_handler())
+    breaker = CircuitBreaker(name="orders", failure_threshold=2, recovery_timeout=30)
+
+    @app.get("/orders/{order_id}")
+    @breaker
+    async def order(order_id: int):
+        raise HTTPException(status_code=502)
+
+    @app.get("/other")
+    async def other():
+        return {"ok": True}
+
+    with serve(app) as url, httpx.Client(base_url=url) as client:
+        assert [client.get("/orders/1").status_code for _ in range(2)] == [502, 502]
+        r = client.get("/orders/2")
+        assert r.status_code == 503
+        assert r.headers["retry-after"] == "30"
+        assert r.headers["x-circuit-breaker-state"] == OPEN
+        assert r.json()["detail"] == "Circuit breaker open. Retry after 30 secs"
+        assert client.get("/other").status_code == 200

@@ -214,3 +214,25 @@ def test_permit_collected_unreported_records_nothing():
     b.acquire()
     gc.collect()
     assert b.metrics()["calls"] == 0 and b.metrics()["ignored"] == 1
+
+
+async def test_async_with_in_interleaved_tasks_reports_each_tasks_own_permit():
+    b = CircuitBreaker(failure_threshold=2)
+    a_in, b_in = asyncio.Event(), asyncio.Event()
+
+    async def first():
+        with pytest.raises(Down):
+            async with b:
+                a_in.set()
+                await b_in.wait()
+                raise Down()
+
+    async def second():
+        await a_in.wait()
+        async with b:
+            b_in.set()
+            await asyncio.sleep(0)
+
+    await asyncio.gather(first(), second())
+    m = b.metrics()
+    assert (m["calls"], m["failures"]) == (2, 1)
