@@ -15,6 +15,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyDict, PyString, PyTuple, PyType};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -418,8 +419,29 @@ fn outcome_str(o: Outcome) -> &'static str {
 
 // ----- events and metrics ------------------------------------------------------------------
 
-fn reason_code(r: &TransitionReason) -> &'static str {
-    match r {
+/// `SomeVariant(..)` / `SomeVariant { .. }` (a `Debug` rendering) as `some_variant`: the names of
+/// variants this crate does not know yet (the core's enums are `#[non_exhaustive]`).
+fn snake_variant(debug: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in debug
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .enumerate()
+    {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn reason_code(r: &TransitionReason) -> Cow<'static, str> {
+    Cow::Borrowed(match r {
         TransitionReason::Tripped(_) => "tripped",
         TransitionReason::OpenWaitElapsed => "open_wait_elapsed",
         TransitionReason::TrialsSucceeded { .. } => "trials_succeeded",
@@ -429,18 +451,21 @@ fn reason_code(r: &TransitionReason) -> &'static str {
         TransitionReason::Disabled => "disabled",
         TransitionReason::MetricsOnly => "metrics_only",
         TransitionReason::Reset => "reset",
-        _ => "other",
-    }
+        other => return Cow::Owned(snake_variant(&format!("{other:?}"))),
+    })
 }
 
-fn kind_code(k: &EventKind) -> &'static str {
-    match k {
-        EventKind::Transition(_) => "transition",
-        EventKind::Rejected { .. } => "rejected",
-        EventKind::Recorded { .. } => "recorded",
-        EventKind::Late { .. } => "late",
-        _ => "other",
-    }
+/// The event kinds a callback can ask for by name.
+const KINDS: [&str; 4] = ["transition", "rejected", "recorded", "late"];
+
+fn kind_code(k: &EventKind) -> Cow<'static, str> {
+    Cow::Borrowed(match k {
+        EventKind::Transition(_) => KINDS[0],
+        EventKind::Rejected { .. } => KINDS[1],
+        EventKind::Recorded { .. } => KINDS[2],
+        EventKind::Late { .. } => KINDS[3],
+        other => return Cow::Owned(snake_variant(&format!("{other:?}"))),
+    })
 }
 
 fn event_dict<'py>(py: Python<'py>, e: &Event<'_>) -> PyResult<Bound<'py, PyDict>> {
@@ -467,21 +492,21 @@ fn event_dict<'py>(py: Python<'py>, e: &Event<'_>) -> PyResult<Bound<'py, PyDict
         EventKind::Late { outcome } => {
             d.set_item("outcome", outcome_str(outcome))?;
         }
-        _ => {}
+        ref other => d.set_item("description", format!("{other:?}"))?,
     }
     Ok(d)
 }
 
 /// A core listener calling `callback(event_dict)` for the event kinds in `kinds` (all when
-/// `None`). Errors raised by the callback are reported as unraisable, never propagated.
+/// `None`, including kinds added to the core later). Errors raised by the callback are reported
+/// as unraisable, never propagated.
 fn listener(
     callback: Py<PyAny>,
     kinds: Option<Vec<String>>,
 ) -> PyResult<impl Fn(&Event<'_>) + Send + Sync + 'static> {
-    const KINDS: [&str; 4] = ["transition", "rejected", "recorded", "late"];
     let mut mask = 0u8;
     match kinds {
-        None => mask = 0b1111,
+        None => mask = u8::MAX,
         Some(ks) => {
             for k in ks {
                 let i = KINDS.iter().position(|x| *x == k).ok_or_else(|| {
@@ -499,7 +524,7 @@ fn listener(
             EventKind::Rejected { .. } => 2,
             EventKind::Recorded { .. } => 4,
             EventKind::Late { .. } => 8,
-            _ => 0,
+            _ => 16,
         };
         if mask & bit == 0 {
             return;
