@@ -162,14 +162,15 @@ def test_consecutive_failures_rule_is_the_classic_five():
 
 def test_slow_calls_trip_the_slow_rate_rule():
     # Call durations are real (the guarded call sleeps); the rule is the core's.
-    b = CircuitBreaker(slow_call_rate_threshold=0.5, slow_call_duration=0.05, window_size=4, minimum_calls=4)
+    # (The fast calls would have to stall 300 ms to count as slow.)
+    b = CircuitBreaker(slow_call_rate_threshold=0.5, slow_call_duration=0.3, window_size=4, minimum_calls=4)
 
     @b
     def call(d):
         time.sleep(d)
 
     for i in range(4):
-        call(0.08 if i % 2 == 0 else 0.0)
+        call(0.35 if i % 2 == 0 else 0.0)
     assert b.state == OPEN
     m = b.metrics()
     assert (m["slow_calls"], m["failures"], m["successes"]) == (2, 0, 4)
