@@ -60,7 +60,7 @@ pub struct CircuitBreaker<C: Clock = DefaultClock> {
     streak: Option<Streak>,
     /// Alone on its line: written on every rejection, which must not slow the readers of
     /// `state`.
-    rejected: CachePadded<AtomicU64>,
+    rejected: CachePadded<crate::striped::StripedCounter>,
     totals: CachePadded<Totals>,
     /// `[generation:21][ms:43]`: when the current HALF-OPEN generation was first seen (by the
     /// caller that opened it, or the first rejected caller to find no stamp for it).
@@ -152,7 +152,7 @@ impl<C: Clock> CircuitBreaker<C> {
             record_needs_clock: slow_us != 0 || matches!(window, Window::Time(_)),
             window,
             streak: config.consecutive_failures.map(|_| Streak::new(tag)),
-            rejected: CachePadded::new(atomic_u64(0)),
+            rejected: CachePadded::new(crate::striped::StripedCounter::new()),
             totals: new_totals(),
             half_open_since: atomic_u64(half_open_stamp(gen, now_ms & MS_MASK)),
             reported: atomic_u64(0),
@@ -442,7 +442,7 @@ impl<C: Clock> CircuitBreaker<C> {
 
     #[inline(always)]
     fn reject(&self, state: State, retry_us: Option<u64>) -> Rejected {
-        bump(&self.rejected);
+        self.rejected.add();
         let rejected = Rejected::new(state, retry_us);
         self.listeners.emit(&self.name, || EventKind::Rejected {
             state,
@@ -767,7 +767,7 @@ impl<C: Clock> CircuitBreaker<C> {
             self.half_open_since.store(stamp, Ordering::Relaxed);
         }
         // Relaxed: statistics (the per-state rejected figure); they publish no memory.
-        let rejected = read(&self.rejected);
+        let rejected = self.rejected.sum();
         self.rejected_mark
             .store(rejected, std::sync::atomic::Ordering::Relaxed);
         #[cfg(not(breakerbox_loom))]
@@ -939,7 +939,7 @@ impl<C: Clock> CircuitBreaker<C> {
     // ----- calls ------------------------------------------------------------------------
 
     /// Runs `f` if admitted; `Err` is a failure, `Ok` a success.
-    #[inline]
+    #[inline(always)]
     pub fn call<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, CallError<E>> {
         self.call_with(default_classify, f)
     }
@@ -961,7 +961,7 @@ impl<C: Clock> CircuitBreaker<C> {
     /// assert_eq!(status, 503);
     /// assert_eq!(breaker.metrics().failures, 1);
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn call_with<T, E>(
         &self,
         classify: impl FnOnce(&Result<T, E>) -> Outcome,
@@ -1067,7 +1067,7 @@ impl<C: Clock> CircuitBreaker<C> {
         // Relaxed: a high-water mark of a statistic; it publishes no other memory.
         let calls = self.reported.fetch_max(calls, Ordering::Relaxed).max(calls);
         let successes = calls.saturating_sub(failures);
-        let rejected = read(&self.rejected);
+        let rejected = self.rejected.sum();
         let rate = |n: u64| {
             if counts.calls == 0 {
                 0.0
@@ -1173,7 +1173,7 @@ impl<C: Clock> CircuitBreaker<C> {
     /// Heap bytes owned by the breaker beyond `size_of::<CircuitBreaker>()` (the window's
     /// ring or buckets, and the name).
     pub fn heap_bytes(&self) -> usize {
-        self.window.heap_bytes() + self.name.len()
+        self.window.heap_bytes() + self.name.len() + self.rejected.heap_bytes()
     }
 }
 

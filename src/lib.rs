@@ -65,6 +65,7 @@ mod permit;
 mod policy;
 mod registry;
 mod state;
+mod striped;
 mod sync;
 #[cfg(not(breakerbox_loom))]
 mod timer;

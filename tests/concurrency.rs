@@ -152,3 +152,47 @@ fn closed_counts_add_up_under_contention() {
     assert_eq!(m.window_calls, 64);
     assert!(m.window_failures <= 64);
 }
+
+/// Rejections counted from many threads at once (the counter may spread over per-thread cells
+/// under contention): the lifetime and per-state totals are exact once the threads are done,
+/// and snapshots taken meanwhile never go backwards.
+#[test]
+fn rejection_totals_are_exact_under_contention() {
+    let clock = ManualClock::new();
+    let b = Arc::new(
+        CircuitBreaker::builder()
+            .consecutive_failures(1)
+            .open_wait(Duration::from_secs(60))
+            .clock(clock)
+            .build()
+            .unwrap(),
+    );
+    b.try_acquire().unwrap().failure();
+    let threads = 8;
+    let per = 50_000u64;
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    let hs: Vec<_> = (0..threads)
+        .map(|_| {
+            let (b, barrier) = (b.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                for _ in 0..per {
+                    assert!(b.try_acquire().is_err());
+                }
+            })
+        })
+        .collect();
+    barrier.wait();
+    let mut last = 0;
+    while !hs.iter().all(|h| h.is_finished()) {
+        let now = b.metrics().rejected;
+        assert!(now >= last, "rejected went from {last} to {now}");
+        last = now;
+    }
+    for h in hs {
+        h.join().unwrap();
+    }
+    let m = b.metrics();
+    assert_eq!(m.rejected, threads as u64 * per);
+    assert_eq!(m.rejected_in_state, threads as u64 * per);
+}

@@ -79,6 +79,12 @@ fn bb_open_call(b: &CircuitBreaker) {
     black_box(b.try_acquire().is_err());
 }
 
+/// The closure form of the closed call, the API users reach for first.
+#[inline]
+fn bb_call(b: &CircuitBreaker) {
+    let _ = black_box(b.call(|| Ok::<_, ()>(black_box(1u32))));
+}
+
 // ----- peers --------------------------------------------------------------------------------
 
 type FsConsecutive = failsafe::StateMachine<
@@ -185,6 +191,7 @@ fn closed(c: &mut Criterion) {
     let mut g = c.benchmark_group("closed");
     let b = bb_default();
     g.bench_function("breakerbox", |x| x.iter(|| bb_closed_call(&b)));
+    g.bench_function("breakerbox_call", |x| x.iter(|| bb_call(&b)));
     let b = bb_consecutive(TRIP_N);
     g.bench_function("breakerbox_consecutive", |x| x.iter(|| bb_closed_call(&b)));
     let fs = failsafe_consecutive(TRIP_N);
@@ -428,15 +435,77 @@ fn window(c: &mut Criterion) {
     g.finish();
 }
 
+/// CPU time this thread has run, from `/proc/thread-self/schedstat` (ns; Linux). `None`
+/// elsewhere.
+fn thread_cpu() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    Some(Duration::from_nanos(
+        s.split_whitespace().next()?.parse().ok()?,
+    ))
+}
+
+/// Per shared-breaker benchmark: total thread CPU time and total wall time of its samples, to
+/// tell whether its threads really ran in parallel (CPU / wall ≈ N) or shared a core (≈ 1).
+static PARALLEL: std::sync::Mutex<Vec<(String, Duration, Duration)>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn note_parallel(name: &str, cpu: Duration, wall: Duration) {
+    let mut v = PARALLEL.lock().unwrap();
+    match v.iter_mut().find(|e| e.0 == name) {
+        Some(e) => {
+            e.1 += cpu;
+            e.2 += wall;
+        }
+        None => v.push((name.to_string(), cpu, wall)),
+    }
+}
+
+/// Writes `<criterion dir>/parallelism.txt` (`name cpu/wall`) and prints it; a ratio well
+/// below the thread count means the threads shared a core and the run proves nothing.
+fn report_parallel(n: usize) {
+    let dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    let mut text = String::new();
+    for (name, cpu, wall) in PARALLEL.lock().unwrap().iter() {
+        let r = cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9);
+        let verdict = if r >= 0.9 * n as f64 {
+            "parallel"
+        } else {
+            "NOT parallel: proves nothing"
+        };
+        text.push_str(&format!("{name} {r:.2}\n"));
+        eprintln!("threads/{name}/{n}: CPU/wall {r:.2} ({verdict})");
+    }
+    let _ = std::fs::create_dir_all(format!("{dir}/criterion"));
+    let _ = std::fs::write(format!("{dir}/criterion/parallelism.txt"), text);
+}
+
 /// Spawns `n` threads once per sample; each runs `body(barrier, iters)`, which sets itself up,
 /// waits on the barrier, and returns the time of its `iters` calls. Returns the mean per-thread
 /// time, so criterion reports time per call per thread.
-fn per_thread(n: usize, iters: u64, body: &(dyn Fn(&Barrier, u64) -> Duration + Sync)) -> Duration {
+fn per_thread(
+    n: usize,
+    iters: u64,
+    name: &str,
+    body: &(dyn Fn(&Barrier, u64) -> Duration + Sync),
+) -> Duration {
     let barrier = Barrier::new(n);
-    let total: Duration = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..n).map(|_| s.spawn(|| body(&barrier, iters))).collect();
-        hs.into_iter().map(|h| h.join().unwrap()).sum()
+    let runs: Vec<(Duration, Option<Duration>)> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..n)
+            .map(|_| {
+                s.spawn(|| {
+                    let cpu0 = thread_cpu();
+                    let d = body(&barrier, iters);
+                    (d, thread_cpu().zip(cpu0).map(|(a, b)| a.saturating_sub(b)))
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
+    let total: Duration = runs.iter().map(|r| r.0).sum();
+    if let Some(cpu) = runs.iter().map(|r| r.1).sum::<Option<Duration>>() {
+        let wall = runs.iter().map(|r| r.0).max().unwrap_or_default();
+        note_parallel(name, cpu, wall);
+    }
     total / n as u32
 }
 
@@ -464,28 +533,64 @@ fn threads(c: &mut Criterion) {
 
     let b = bb_default();
     g.bench_function(id("breakerbox_closed"), |x| {
-        x.iter_custom(|it| per_thread(n, it, &|bar, it| time_loop(bar, it, || bb_closed_call(&b))))
+        x.iter_custom(|it| {
+            per_thread(n, it, "breakerbox_closed", &|bar, it| {
+                time_loop(bar, it, || bb_closed_call(&b))
+            })
+        })
     });
     let b = bb_time_window();
     g.bench_function(id("breakerbox_time_closed"), |x| {
-        x.iter_custom(|it| per_thread(n, it, &|bar, it| time_loop(bar, it, || bb_closed_call(&b))))
+        x.iter_custom(|it| {
+            per_thread(n, it, "breakerbox_time_closed", &|bar, it| {
+                time_loop(bar, it, || bb_closed_call(&b))
+            })
+        })
+    });
+    let b = bb_default();
+    g.bench_function(id("breakerbox_call_closed"), |x| {
+        x.iter_custom(|it| {
+            per_thread(n, it, "breakerbox_call_closed", &|bar, it| {
+                time_loop(bar, it, || bb_call(&b))
+            })
+        })
+    });
+    let b = bb_open();
+    g.bench_function(id("breakerbox_call_open"), |x| {
+        x.iter_custom(|it| {
+            per_thread(n, it, "breakerbox_call_open", &|bar, it| {
+                time_loop(bar, it, || bb_call(&b))
+            })
+        })
     });
     let b = bb_open();
     g.bench_function(id("breakerbox_open"), |x| {
-        x.iter_custom(|it| per_thread(n, it, &|bar, it| time_loop(bar, it, || bb_open_call(&b))))
+        x.iter_custom(|it| {
+            per_thread(n, it, "breakerbox_open", &|bar, it| {
+                time_loop(bar, it, || bb_open_call(&b))
+            })
+        })
     });
     let fs = failsafe_consecutive(TRIP_N);
     g.bench_function(id("failsafe_consecutive_closed"), |x| {
-        x.iter_custom(|it| per_thread(n, it, &|bar, it| time_loop(bar, it, || fs_closed_call(&fs))))
+        x.iter_custom(|it| {
+            per_thread(n, it, "failsafe_consecutive_closed", &|bar, it| {
+                time_loop(bar, it, || fs_closed_call(&fs))
+            })
+        })
     });
     let rc = recloser_breaker(100);
     g.bench_function(id("recloser_closed"), |x| {
-        x.iter_custom(|it| per_thread(n, it, &|bar, it| time_loop(bar, it, || rc_call(&rc, true))))
+        x.iter_custom(|it| {
+            per_thread(n, it, "recloser_closed", &|bar, it| {
+                time_loop(bar, it, || rc_call(&rc, true))
+            })
+        })
     });
     let nv = naive_breaker();
     g.bench_function(id("mutex_naive_closed"), |x| {
         x.iter_custom(|it| {
-            per_thread(n, it, &|bar, it| {
+            per_thread(n, it, "mutex_naive_closed", &|bar, it| {
                 time_loop(bar, it, || naive_closed_call(&nv))
             })
         })
@@ -495,7 +600,7 @@ fn threads(c: &mut Criterion) {
     let svc = trcb(TRIP_N as usize);
     g.bench_function(id("tower_resilience_closed"), |x| {
         x.iter_custom(|it| {
-            per_thread(n, it, &|bar, it| {
+            per_thread(n, it, "tower_resilience_closed", &|bar, it| {
                 let rt = rt();
                 let mut s = svc.clone();
                 bar.wait();
@@ -506,7 +611,7 @@ fn threads(c: &mut Criterion) {
     let ctr = AtomicU64::new(0);
     g.bench_function(id("floor_fetch_add"), |x| {
         x.iter_custom(|it| {
-            per_thread(n, it, &|bar, it| {
+            per_thread(n, it, "floor_fetch_add", &|bar, it| {
                 time_loop(bar, it, || {
                     black_box(black_box(&ctr).fetch_add(1, Ordering::Relaxed));
                 })
@@ -516,7 +621,7 @@ fn threads(c: &mut Criterion) {
     let word = AtomicU64::new(7);
     g.bench_function(id("floor_load"), |x| {
         x.iter_custom(|it| {
-            per_thread(n, it, &|bar, it| {
+            per_thread(n, it, "floor_load", &|bar, it| {
                 time_loop(bar, it, || {
                     black_box(black_box(&word).load(Ordering::Acquire));
                 })
@@ -524,6 +629,7 @@ fn threads(c: &mut Criterion) {
         })
     });
     g.finish();
+    report_parallel(n);
 }
 
 fn registry(c: &mut Criterion) {
