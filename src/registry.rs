@@ -184,6 +184,27 @@ impl<C: Clock + Clone> Registry<C> {
         self.try_get(name).unwrap_or_else(|_| self.overflow())
     }
 
+    /// Runs `f` on the breaker named `name` (created on first use, or the overflow breaker when
+    /// full, as [`get`](Self::get)) without cloning its `Arc`: the lookup borrows it from the
+    /// map, so a per-request lookup pays the hash and the probe but no shared reference-count
+    /// write. On a hot path where the name is fixed, keep the `Arc` from `get` instead: a held
+    /// handle costs nothing per call.
+    ///
+    /// ```
+    /// let registry = breakerbox::Registry::default();
+    /// let admitted = registry.with("inventory", |b| b.try_acquire().map(|p| p.success()).is_ok());
+    /// assert!(admitted);
+    /// ```
+    pub fn with<R>(&self, name: &str, f: impl FnOnce(&CircuitBreaker<C>) -> R) -> R {
+        {
+            let map = self.breakers.pin();
+            if let Some(b) = map.get(name) {
+                return f(b);
+            }
+        }
+        f(&self.get(name))
+    }
+
     /// The breaker named `name`, created from its configuration on first use, or
     /// [`RegistryFull`] when `name` has no breaker and the registry holds
     /// [`capacity_limit`](Self::capacity_limit) breakers.

@@ -643,6 +643,9 @@ fn registry(c: &mut Criterion) {
     g.bench_function("get_existing_of_1000", |x| {
         x.iter(|| black_box(reg.get(black_box(&name))))
     });
+    g.bench_function("with_existing_of_1000", |x| {
+        x.iter(|| reg.with(black_box(&name), |b| black_box(b.state())))
+    });
     let shared = Arc::new(bb_default());
     g.bench_function("arc_clone_drop", |x| {
         x.iter(|| black_box(Arc::clone(&shared)))

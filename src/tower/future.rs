@@ -36,8 +36,9 @@ pin_project! {
         Running {
             #[pin]
             inner: Fut,
-            #[pin]
-            sleep: Option<Sleep>,
+            // Boxed: a `Sleep` is large, and most layers have no timeout; an inline one would
+            // make every response future that much bigger to move.
+            sleep: Option<Pin<Box<Sleep>>>,
             timeout: Duration,
             permit: Option<OwnedPermit<C>>,
             classify: F,
@@ -63,7 +64,7 @@ impl<Fut, C: Clock, F> ResponseFuture<Fut, C, F> {
         ResponseFuture {
             kind: Kind::Running {
                 inner,
-                sleep: timeout.map(tokio::time::sleep),
+                sleep: timeout.map(|d| Box::pin(tokio::time::sleep(d))),
                 timeout: timeout.unwrap_or_default(),
                 permit: Some(permit),
                 classify,
@@ -113,8 +114,8 @@ where
                         Err(e) => Err(BreakerError::Inner(e)),
                     });
                 }
-                if let Some(sleep) = sleep.as_pin_mut() {
-                    ready!(sleep.poll(cx));
+                if let Some(sleep) = sleep.as_mut() {
+                    ready!(sleep.as_mut().poll(cx));
                     let state = permit.take().map(|p| {
                         let breaker = std::sync::Arc::clone(p.breaker());
                         p.failure();

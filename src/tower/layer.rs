@@ -126,6 +126,14 @@ impl<P, F> CircuitBreakerLayer<P, F> {
         self
     }
 
+    /// Inserts an [`Admission`](super::Admission) (trial or not, generation) into the
+    /// extensions of every admitted request. Off by default: the first extension of a request
+    /// allocates its extension map, which would be most of the layer's own cost.
+    pub fn admission(mut self, on: bool) -> Self {
+        self.opts.admission = on;
+        self
+    }
+
     /// An invocation timeout: a request that has not answered after `timeout` is dropped,
     /// counts as a failure and resolves to [`BreakerError::Timeout`](super::BreakerError).
     /// Without it, each breaker's [`Config::call_timeout`](crate::Config::call_timeout)

@@ -14,6 +14,8 @@ use tower_service::Service;
 pub(crate) struct Options {
     pub state_header: bool,
     pub timeout: Option<Duration>,
+    /// Insert [`Admission`] into admitted requests' extensions.
+    pub admission: bool,
 }
 
 /// A service guarded by a circuit breaker; made by
@@ -91,10 +93,12 @@ where
             }
             Ok(permit) => {
                 let timeout = self.opts.timeout.or(permit.breaker().config().call_timeout);
-                req.extensions_mut().insert(Admission {
-                    trial: permit.is_trial(),
-                    generation: permit.generation(),
-                });
+                if self.opts.admission {
+                    req.extensions_mut().insert(Admission {
+                        trial: permit.is_trial(),
+                        generation: permit.generation(),
+                    });
+                }
                 let fut = self.inner.call(req);
                 ResponseFuture::running(
                     fut,
@@ -108,8 +112,10 @@ where
     }
 }
 
-/// Inserted into the extensions of every request the layer admits, so that the inner service
-/// (a handler, a proxy, a test upstream) can tell a half-open trial from an ordinary call.
+/// Inserted into the extensions of every request the layer admits when the layer asks for it
+/// ([`CircuitBreakerLayer::admission`](super::CircuitBreakerLayer::admission)), so that the
+/// inner service (a handler, a proxy, a test upstream) can tell a half-open trial from an
+/// ordinary call.
 ///
 /// ```
 /// # use breakerbox::tower::Admission;

@@ -379,12 +379,12 @@ async fn admitted_requests_carry_their_admission() {
             .build()
             .unwrap(),
     );
-    let svc = CircuitBreakerLayer::new(breaker.clone()).layer(tower::service_fn(
-        |req: http::Request<()>| async move {
+    let svc = CircuitBreakerLayer::new(breaker.clone())
+        .admission(true)
+        .layer(tower::service_fn(|req: http::Request<()>| async move {
             let a = *req.extensions().get::<Admission>().expect("admission");
             Ok::<_, std::convert::Infallible>(http::Response::new(a))
-        },
-    ));
+        }));
     let a = svc
         .clone()
         .oneshot(http::Request::new(()))
