@@ -272,6 +272,14 @@ fn main() {
         ),
         ("breakerbox, open (rejection)".into(), t("breakerbox_open")),
         (
+            "breakerbox `call(|| ..)`, closed".into(),
+            t("breakerbox_call_closed"),
+        ),
+        (
+            "breakerbox `call(|| ..)`, open".into(),
+            t("breakerbox_call_open"),
+        ),
+        (
             "failsafe, consecutive, closed".into(),
             t("failsafe_consecutive_closed"),
         ),
@@ -297,6 +305,34 @@ fn main() {
         &t("breakerbox_closed"),
         &rows_ref,
     );
+    // Whether those threads really ran in parallel: total thread CPU time over wall time of
+    // each benchmark's samples (written by the bench from /proc/thread-self/schedstat).
+    let parallel: BTreeMap<String, f64> = std::fs::read_to_string(crit.join("parallelism.txt"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+        .collect();
+    if parallel.is_empty() {
+        let _ = writeln!(r.out, "CPU/wall of the shared runs: not recorded.\n");
+    } else {
+        let n: f64 = threads.parse().unwrap_or(2.0);
+        let _ = writeln!(
+            r.out,
+            "Did the threads run in parallel? Thread CPU time / wall time per benchmark ({n:.0} \
+             when they did, about 1 when they shared a core and the run proves nothing):\n\n\
+             | benchmark | CPU / wall | |\n|---|---|---|"
+        );
+        for (k, v) in &parallel {
+            let verdict = if *v >= 0.9 * n {
+                "parallel"
+            } else {
+                "**not parallel**"
+            };
+            let _ = writeln!(r.out, "| {k} | {v:.2} | {verdict} |");
+        }
+        r.out.push('\n');
+    }
     r.table(
         "Registry lookup",
         "`Registry::get` of an existing name among 1,000 (includes the `Arc` clone and drop of \
@@ -306,6 +342,10 @@ fn main() {
             (
                 "Registry::get (existing of 1,000)",
                 "registry/get_existing_of_1000",
+            ),
+            (
+                "Registry::with (borrowed, no Arc clone)",
+                "registry/with_existing_of_1000",
             ),
             ("Arc clone + drop alone", "registry/arc_clone_drop"),
         ],
@@ -397,6 +437,55 @@ fn main() {
             "time window within 1.5x of count window".into(),
             format!("{:.2}x ({} vs {})", tw / c, fmt_ns(tw), fmt_ns(c)),
             tw / c <= 1.5,
+        ));
+    }
+    // Issue 10: against the floors of the same run.
+    let floor_add = get("floor/fetch_add_relaxed");
+    let floor_load = get("floor/load_acquire");
+    if let (Some(bb), Some(f)) = (get("closed/breakerbox"), floor_add) {
+        targets.push((
+            "closed call, 1 thread ≤ 1.0x the uncontended fetch_add floor".into(),
+            format!("{:.2}x ({} vs {})", bb / f, fmt_ns(bb), fmt_ns(f)),
+            bb <= f,
+        ));
+    }
+    if let (Some(c), Some(p)) = (get("closed/breakerbox_call"), get("closed/breakerbox")) {
+        targets.push((
+            "`call(|| ..)` as fast as the permit form (within 0.5 ns)".into(),
+            format!("{} vs {}", fmt_ns(c), fmt_ns(p)),
+            c - p <= 0.5,
+        ));
+    }
+    if let (Some(bb), Some(f)) = (get("open/breakerbox"), floor_load) {
+        targets.push((
+            "rejection, 1 thread ≤ 4x the atomic-load floor".into(),
+            format!("{:.1}x ({} vs {})", bb / f, fmt_ns(bb), fmt_ns(f)),
+            bb <= 4.0 * f,
+        ));
+    }
+    if let Some(f) = get(&t("floor_fetch_add")) {
+        for (label, key) in [
+            ("closed", "breakerbox_closed"),
+            ("closed, `call`", "breakerbox_call_closed"),
+            ("open", "breakerbox_open"),
+            ("open, `call`", "breakerbox_call_open"),
+        ] {
+            if let Some(v) = get(&t(key)) {
+                targets.push((
+                    format!(
+                        "{threads} threads, {label}: ≤ 0.5x the shared fetch_add floor per call per thread"
+                    ),
+                    format!("{:.2}x ({} vs {})", v / f, fmt_ns(v), fmt_ns(f)),
+                    v <= 0.5 * f,
+                ));
+            }
+        }
+    }
+    if let (Some(a), Some(b)) = (get("tower/breakerbox_closed"), get("tower/passthrough")) {
+        targets.push((
+            "tower layer's own cost, closed request ≤ 40 ns".into(),
+            fmt_ns(a - b),
+            a - b <= 40.0,
         ));
     }
     targets.push((
