@@ -246,3 +246,68 @@ fn late_reports_interleaved_with_a_long_outage_never_drag_a_window_back() {
         assert_trips_on_time(rule, &b, "after 40 late reports");
     }
 }
+
+/// 100,000 cycles through every manual transition (open for, half-open, closed, and the
+/// automatic half-open check) with a permit from each cycle reported late: afterwards every
+/// rule still trips on time, and every late report was counted as late.
+#[test]
+#[cfg_attr(miri, ignore = "a long horizon: minutes under Miri")]
+fn a_hundred_thousand_manual_cycles_do_not_blind_the_breaker() {
+    for rule in RULES {
+        let clock = ManualClock::new();
+        let b = build(rule, &clock);
+        for i in 0..CYCLES {
+            let held = b.try_acquire().expect("closed admits");
+            match i % 3 {
+                0 => b.transition_to_open_for(WAIT).unwrap(),
+                1 => b.transition_to_half_open(),
+                _ => {
+                    b.transition_to_open_for(WAIT).unwrap();
+                    clock.advance(WAIT);
+                    assert!(b.half_open_if_due());
+                }
+            }
+            held.failure(); // admitted before the transition: late
+            b.transition_to_closed();
+        }
+        assert_eq!(b.metrics().late, u64::from(CYCLES), "{rule:?}");
+        assert_trips_on_time(rule, &b, "after 100,000 manual cycles");
+    }
+}
+
+/// HALF-OPEN decided by rate, 100,000 outage cycles in which each trial period hands out its
+/// three permits, gives one back unreported and re-takes it, and ends in a failure rate at the
+/// threshold: the 8-bit trial fields in the state word never carry over from one period to the
+/// next, and the breaker still closes and trips exactly as the rules say.
+#[test]
+#[cfg_attr(miri, ignore = "a long horizon: minutes under Miri")]
+fn a_hundred_thousand_rate_decided_trial_periods() {
+    let clock = ManualClock::new();
+    let b = CircuitBreaker::builder()
+        .failure_rate_threshold(0.5)
+        .count_window(10)
+        .minimum_calls(10)
+        .half_open_permits(2)
+        .half_open_decision(breakerbox::HalfOpenDecision::Rate)
+        .open_wait(WAIT)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    trip(Rule::CountWindow, &b);
+    for _ in 0..CYCLES {
+        clock.advance(WAIT);
+        let p1 = b.try_acquire().expect("first trial");
+        let p2 = b.try_acquire().expect("second trial");
+        assert!(b.try_acquire().is_err(), "two permits per period");
+        drop(p2); // unreported: given back
+        let p2 = b.try_acquire().expect("the slot came back");
+        p1.success();
+        p2.failure(); // 1 of 2 failed: 0.5 reaches the threshold
+        assert_eq!(b.state(), State::Open);
+    }
+    clock.advance(WAIT);
+    b.try_acquire().unwrap().success();
+    b.try_acquire().unwrap().success();
+    assert_eq!(b.state(), State::Closed);
+    assert_trips_on_time(Rule::CountWindow, &b, "after 100,000 rate-decided periods");
+}

@@ -32,6 +32,7 @@ fn setup() -> impl Strategy<Value = Setup> {
         ],
         1u32..4,
         1u32..4,
+        prop::bool::weighted(0.3),
     )
         .prop_map(
             |(
@@ -44,6 +45,7 @@ fn setup() -> impl Strategy<Value = Setup> {
                 wait,
                 permits,
                 successes,
+                by_rate,
             )| {
                 Setup {
                     failure_rate,
@@ -55,6 +57,7 @@ fn setup() -> impl Strategy<Value = Setup> {
                     wait,
                     permits,
                     successes,
+                    by_rate,
                 }
                 .normalise()
             },
@@ -71,6 +74,12 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<u8>().prop_map(Op::Drop),
         2 => (0u16..150).prop_map(Op::Advance),
         1 => prop_oneof![Just(Op::ForceOpen), Just(Op::Disable), Just(Op::MetricsOnly), Just(Op::Reset)],
+        1 => prop_oneof![
+            (1u16..200).prop_map(Op::OpenFor),
+            Just(Op::ToHalfOpen),
+            Just(Op::ToClosed),
+            Just(Op::HalfOpenIfDue),
+        ],
     ]
 }
 

@@ -1,5 +1,6 @@
 //! Differential fuzzing: arbitrary operation sequences (acquire, success, failure, slow
-//! success, ignore, drop permit, advance clock, force open, disable, metrics-only, reset) run
+//! success, ignore, drop permit, advance clock, force open, disable, metrics-only, reset, the
+//! manual transitions and `half_open_if_due`, on setups that include half-open decided by rate) run
 //! against the real breaker and the sequential reference model shared with the proptest
 //! (`tests/model/mod.rs`); any divergence in an admission decision, state, generation or
 //! counter panics.

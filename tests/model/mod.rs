@@ -8,7 +8,8 @@
 #![allow(dead_code)]
 
 use breakerbox::{
-    CircuitBreaker, Config, ManualClock, OpenWait, Outcome, Permit, State, WindowConfig,
+    CircuitBreaker, Config, HalfOpenDecision, ManualClock, OpenWait, Outcome, Permit, State,
+    WindowConfig,
 };
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -45,6 +46,8 @@ pub struct Setup {
     pub wait: WaitSetup,
     pub permits: u32,
     pub successes: u32,
+    /// HALF-OPEN decided by the rates over all permitted trials (`HalfOpenDecision::Rate`).
+    pub by_rate: bool,
 }
 
 impl Setup {
@@ -71,6 +74,11 @@ impl Setup {
             },
             half_open_permits: self.permits,
             half_open_successes: self.successes,
+            half_open_decision: if self.by_rate {
+                HalfOpenDecision::Rate
+            } else {
+                HalfOpenDecision::FirstFailure
+            },
             ..Config::default()
         }
     }
@@ -79,6 +87,13 @@ impl Setup {
     pub fn normalise(mut self) -> Setup {
         if self.failure_rate.is_none() && self.slow_rate.is_none() && self.consecutive.is_none() {
             self.consecutive = Some(3);
+        }
+        if self.by_rate {
+            // The rate decision needs a rate rule and leaves `half_open_successes` at 1.
+            if self.failure_rate.is_none() && self.slow_rate.is_none() {
+                self.failure_rate = Some(0.5);
+            }
+            self.successes = 1;
         }
         if let WindowSetup::Count(n) = self.window {
             self.minimum_calls = self.minimum_calls.min(n);
@@ -112,6 +127,14 @@ pub enum Op {
     Disable,
     MetricsOnly,
     Reset,
+    /// `transition_to_open_for` this many ms (at least 1).
+    OpenFor(u16),
+    /// `transition_to_half_open`.
+    ToHalfOpen,
+    /// `transition_to_closed`.
+    ToClosed,
+    /// `half_open_if_due`.
+    HalfOpenIfDue,
 }
 
 /// Decodes arbitrary bytes into a valid setup and a scenario (for fuzzing).
@@ -142,6 +165,7 @@ pub fn decode(bytes: &[u8]) -> (Setup, Vec<Op>) {
     };
     let permits = u32::from(next() % 4) + 1;
     let successes = u32::from(next() % 4) + 1;
+    let by_rate = next() % 3 == 0;
     let setup = Setup {
         failure_rate,
         slow_rate,
@@ -152,6 +176,7 @@ pub fn decode(bytes: &[u8]) -> (Setup, Vec<Op>) {
         wait,
         permits,
         successes,
+        by_rate,
     }
     .normalise();
     let mut ops = Vec::new();
@@ -169,6 +194,10 @@ pub fn decode(bytes: &[u8]) -> (Setup, Vec<Op>) {
                 0 => Op::ForceOpen,
                 1 => Op::Disable,
                 2 => Op::MetricsOnly,
+                3 => Op::OpenFor(u16::from(b / 8) + 1),
+                4 => Op::ToHalfOpen,
+                5 => Op::ToClosed,
+                6 => Op::HalfOpenIfDue,
                 _ => Op::Advance(u16::from(b)),
             },
             14 => Op::Reset,
@@ -203,6 +232,10 @@ pub struct Model {
     half_open_since_ms: u64,
     inflight: u32,
     trial_successes: u32,
+    /// HALF-OPEN by rate: trial outcomes recorded, of which failures and slow.
+    trial_recorded: u32,
+    trial_failures: u64,
+    trial_slow: u64,
     /// Outcomes of the current closed generation: (time in ms, failed, slow).
     window: VecDeque<(u64, bool, bool)>,
     streak: u64,
@@ -212,6 +245,9 @@ pub struct Model {
     slow: u64,
     ignored: u64,
     rejected: u64,
+    /// `rejected` when the current state began.
+    rejected_mark: u64,
+    slow_failures: u64,
     late: u64,
     opened: u64,
 }
@@ -229,6 +265,9 @@ impl Model {
             half_open_since_ms: 0,
             inflight: 0,
             trial_successes: 0,
+            trial_recorded: 0,
+            trial_failures: 0,
+            trial_slow: 0,
             window: VecDeque::new(),
             streak: 0,
             opens_in_row: 0,
@@ -237,6 +276,8 @@ impl Model {
             slow: 0,
             ignored: 0,
             rejected: 0,
+            rejected_mark: 0,
+            slow_failures: 0,
             late: 0,
             opened: 0,
         }
@@ -245,8 +286,14 @@ impl Model {
     fn enter(&mut self, state: State) {
         self.gen = (self.gen + 1) & GEN_MASK;
         self.state = state;
+        self.rejected_mark = self.rejected;
         if state == State::HalfOpen {
             self.half_open_since_ms = self.now_ms;
+            self.inflight = 0;
+            self.trial_successes = 0;
+            self.trial_recorded = 0;
+            self.trial_failures = 0;
+            self.trial_slow = 0;
         }
         if matches!(state, State::Closed | State::MetricsOnly) {
             self.window.clear();
@@ -255,9 +302,9 @@ impl Model {
         }
     }
 
-    fn open(&mut self) {
-        let n = self.opens_in_row + 1;
-        let wait = match self.s.wait {
+    /// The wait of opening number `n` in a row.
+    fn wait_of(&self, n: u32) -> u64 {
+        match self.s.wait {
             WaitSetup::Fixed(ms) => ms,
             WaitSetup::Exp { initial, max } => {
                 let f = 2f64.powi(n.saturating_sub(1).min(1024) as i32);
@@ -268,7 +315,22 @@ impl Model {
                     v as u64
                 }
             }
-        };
+        }
+    }
+
+    /// The next opening's number: one more than the current one from OPEN or HALF-OPEN (the
+    /// step lives in those states' words), 1 from any other state.
+    fn next_step(&self) -> u32 {
+        if matches!(self.state, State::Open | State::HalfOpen) {
+            (self.opens_in_row + 1).min(255)
+        } else {
+            1
+        }
+    }
+
+    fn open(&mut self) {
+        let n = self.next_step();
+        let wait = self.wait_of(n);
         self.enter(State::Open);
         self.opens_in_row = n;
         self.opened += 1;
@@ -339,10 +401,16 @@ impl Model {
             State::Open => {
                 self.enter(State::HalfOpen);
                 self.inflight = 1;
-                self.trial_successes = 0;
                 p(self.gen, Kind::Trial, self.now_ms)
             }
-            State::HalfOpen if self.inflight < self.s.permits => {
+            // By rate, each permit runs once per period: in flight plus recorded.
+            State::HalfOpen
+                if self.s.by_rate && self.inflight + self.trial_recorded < self.s.permits =>
+            {
+                self.inflight += 1;
+                p(self.gen, Kind::Trial, self.now_ms)
+            }
+            State::HalfOpen if !self.s.by_rate && self.inflight < self.s.permits => {
                 self.inflight += 1;
                 p(self.gen, Kind::Trial, self.now_ms)
             }
@@ -402,8 +470,28 @@ impl Model {
                     self.late += 1;
                     return;
                 }
-                let bad = failed || slow;
-                if bad {
+                if self.s.by_rate {
+                    self.inflight -= 1;
+                    self.trial_recorded += 1;
+                    self.trial_failures += u64::from(failed);
+                    self.trial_slow += u64::from(slow);
+                    if self.trial_recorded == self.s.permits {
+                        let n = u64::from(self.trial_recorded);
+                        let exceeded = self
+                            .s
+                            .failure_rate
+                            .is_some_and(|t| Self::reaches(self.trial_failures, n, t))
+                            || self
+                                .s
+                                .slow_rate
+                                .is_some_and(|t| Self::reaches(self.trial_slow, n, t));
+                        if exceeded {
+                            self.open();
+                        } else {
+                            self.enter(State::Closed);
+                        }
+                    }
+                } else if failed || slow {
                     self.open();
                 } else if self.trial_successes + 1 >= self.s.successes {
                     self.enter(State::Closed);
@@ -425,13 +513,30 @@ impl Model {
         }
         if slow {
             self.slow += 1;
+            if failed {
+                self.slow_failures += 1;
+            }
         }
     }
 
     fn force(&mut self, state: State) {
         if self.state != state {
+            if state == State::HalfOpen && !matches!(self.state, State::Open | State::HalfOpen) {
+                // Manual HALF-OPEN from a state without a backoff step: the next opening is
+                // the first.
+                self.opens_in_row = 0;
+            }
             self.enter(state);
         }
+    }
+
+    /// `transition_to_open_for(ms)`: from any state, at the next backoff step, not counted in
+    /// `times_opened` (a manual transition).
+    fn open_for(&mut self, ms: u64) {
+        let n = self.next_step();
+        self.enter(State::Open);
+        self.opens_in_row = n;
+        self.deadline_ms = self.now_ms + ms;
     }
 }
 
@@ -457,6 +562,12 @@ fn check(m: &Model, b: &CircuitBreaker<ManualClock>, step: usize, op: &Op) -> Re
     same!(r.failures, m.failures, "failures");
     same!(r.successes, m.calls - m.failures, "successes");
     same!(r.slow_calls, m.slow, "slow calls");
+    same!(r.slow_failures, m.slow_failures, "slow failures");
+    same!(
+        r.rejected_in_state,
+        m.rejected - m.rejected_mark,
+        "rejected in state"
+    );
     same!(r.ignored, m.ignored, "ignored");
     same!(r.rejected, m.rejected, "rejected");
     same!(r.late, m.late, "late");
@@ -561,6 +672,32 @@ pub fn run(setup: &Setup, ops: &[Op]) -> Result<(), String> {
             Op::Reset => {
                 breaker.reset();
                 model.enter(State::Closed);
+            }
+            Op::OpenFor(ms) => {
+                breaker
+                    .transition_to_open_for(Duration::from_millis(u64::from(ms)))
+                    .map_err(|e| format!("step {step}: {e}"))?;
+                model.open_for(u64::from(ms));
+            }
+            Op::ToHalfOpen => {
+                breaker.transition_to_half_open();
+                model.force(State::HalfOpen);
+            }
+            Op::ToClosed => {
+                breaker.transition_to_closed();
+                model.force(State::Closed);
+            }
+            Op::HalfOpenIfDue => {
+                let real = breaker.half_open_if_due();
+                let due = model.state == State::Open && model.now_ms >= model.deadline_ms;
+                if due {
+                    model.enter(State::HalfOpen);
+                }
+                if real != due {
+                    return Err(format!(
+                        "step {step}: half_open_if_due: real {real}, model {due}"
+                    ));
+                }
             }
         }
         check(&model, &breaker, step, op)?;
