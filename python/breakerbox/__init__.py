@@ -240,6 +240,23 @@ class CircuitBreaker:
         """Back to closed with an empty window; calls in flight report late."""
         self._core.reset()
 
+    def transition_to_open_for(self, seconds: float) -> None:
+        """Opens for ``seconds`` (0.001 to 86400) from any state, like resilience4j's
+        ``transitionToOpenStateFor``; a bad value raises ``ConfigError`` and changes nothing."""
+        self._core.transition_to_open_for(seconds)
+
+    def transition_to_half_open(self) -> None:
+        """Half-open now, every trial permit free (nothing if already half-open)."""
+        self._core.transition_to_half_open()
+
+    def transition_to_closed(self) -> None:
+        """Closed with an empty window and the backoff reset (nothing if already closed)."""
+        self._core.transition_to_closed()
+
+    def half_open_if_due(self) -> bool:
+        """Moves open -> half-open now if the open wait has ended; ``True`` if this call did."""
+        return self._core.half_open_if_due()
+
     def metrics(self) -> Dict[str, Any]:
         """A snapshot: state, calls, successes, failures, slow_calls, ignored, rejected, late,
         times_opened, window counts and rates, half_open_in_flight, retry_after."""

@@ -108,6 +108,9 @@ const CONFIG_KEYS: &[&str] = &[
     "half_open_permits",
     "half_open_successes",
     "max_half_open_wait",
+    "half_open_decision",
+    "initial_state",
+    "automatic_half_open",
 ];
 
 struct Kw<'a, 'py> {
@@ -315,6 +318,52 @@ fn parse_config(
     }
     if let Some(Some(d)) = kw.secs(py, "max_half_open_wait")? {
         c.max_half_open_wait = d;
+    }
+    if let Some(Some(v)) = kw.raw("half_open_decision")? {
+        c.half_open_decision = match v.extract::<String>().ok().as_deref() {
+            Some("first_failure") => breakerbox::HalfOpenDecision::FirstFailure,
+            Some("rate") => breakerbox::HalfOpenDecision::Rate,
+            _ => {
+                return Err(config_error(
+                    py,
+                    "half_open_decision",
+                    format!(
+                        "invalid `half_open_decision`: {} is not \"first_failure\" or \"rate\"",
+                        v.repr()?
+                    ),
+                ))
+            }
+        };
+    }
+    if let Some(Some(v)) = kw.raw("initial_state")? {
+        let name = v.extract::<String>().ok();
+        c.initial_state = [
+            State::Closed,
+            State::Open,
+            State::HalfOpen,
+            State::ForcedOpen,
+            State::Disabled,
+            State::MetricsOnly,
+        ]
+        .into_iter()
+        .find(|s| Some(s.as_str()) == name.as_deref())
+        .ok_or_else(|| {
+            config_error(
+                py,
+                "initial_state",
+                format!(
+                    "invalid `initial_state`: {} is not one of closed, open, half_open, \
+                     forced_open, disabled, metrics_only",
+                    v.repr().map(|r| r.to_string()).unwrap_or_default()
+                ),
+            )
+        })?;
+    }
+    if let Some(Some(v)) = kw.raw("automatic_half_open")? {
+        if !v.is_instance_of::<pyo3::types::PyBool>() {
+            return Err(PyTypeError::new_err("`automatic_half_open` must be a bool"));
+        }
+        c.automatic_half_open = v.extract::<bool>()?;
     }
     c.validate().map_err(|e| core_config_error(py, e))?;
     Ok((c, name))
@@ -546,8 +595,10 @@ fn metrics_dict<'py>(py: Python<'py>, m: &Metrics) -> PyResult<Bound<'py, PyDict
     d.set_item("successes", m.successes)?;
     d.set_item("failures", m.failures)?;
     d.set_item("slow_calls", m.slow_calls)?;
+    d.set_item("slow_failures", m.slow_failures)?;
     d.set_item("ignored", m.ignored)?;
     d.set_item("rejected", m.rejected)?;
+    d.set_item("rejected_in_state", m.rejected_in_state)?;
     d.set_item("late", m.late)?;
     d.set_item("times_opened", m.times_opened)?;
     d.set_item("window_calls", m.window_calls)?;
@@ -592,6 +643,15 @@ fn config_dict<'py>(py: Python<'py>, c: &Config) -> PyResult<Bound<'py, PyDict>>
     d.set_item("half_open_permits", c.half_open_permits)?;
     d.set_item("half_open_successes", c.half_open_successes)?;
     d.set_item("max_half_open_wait", c.max_half_open_wait.as_secs_f64())?;
+    d.set_item(
+        "half_open_decision",
+        match c.half_open_decision {
+            breakerbox::HalfOpenDecision::Rate => "rate",
+            _ => "first_failure",
+        },
+    )?;
+    d.set_item("initial_state", c.initial_state.as_str())?;
+    d.set_item("automatic_half_open", c.automatic_half_open)?;
     Ok(d)
 }
 
@@ -644,10 +704,11 @@ impl Breaker {
         if let Some(n) = name {
             b = b.name(n);
         }
-        let inner = b.build().map_err(|e| core_config_error(py, e))?;
+        // Shared from the start: the form that supports `automatic_half_open`.
+        let inner = b.build_shared().map_err(|e| core_config_error(py, e))?;
         Ok(Breaker {
             py_name: PyString::new(py, inner.name()).unbind(),
-            inner: Arc::new(inner),
+            inner,
             classify,
         })
     }
@@ -759,6 +820,29 @@ impl Breaker {
     /// Back to CLOSED with an empty window.
     fn reset(&self) {
         self.inner.reset()
+    }
+
+    /// OPEN for `seconds` (0.001 ..= 86400) from any state, at the next backoff step.
+    fn transition_to_open_for(&self, py: Python<'_>, seconds: Bound<'_, PyAny>) -> PyResult<()> {
+        let d = to_duration(py, "seconds", &seconds)?;
+        self.inner
+            .transition_to_open_for(d)
+            .map_err(|e| config_error(py, "seconds", format!("invalid `seconds`: {e}")))
+    }
+
+    /// HALF-OPEN now, every trial permit free (nothing if already half-open).
+    fn transition_to_half_open(&self) {
+        self.inner.transition_to_half_open()
+    }
+
+    /// CLOSED with an empty window and the backoff reset (nothing if already closed).
+    fn transition_to_closed(&self) {
+        self.inner.transition_to_closed()
+    }
+
+    /// OPEN -> HALF-OPEN now if the open wait has ended; `True` if this call did it.
+    fn half_open_if_due(&self) -> bool {
+        self.inner.half_open_if_due()
     }
 
     /// A snapshot of the counters, as a dict.

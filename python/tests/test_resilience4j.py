@@ -1,0 +1,117 @@
+"""Issue 14's controls through the Python API: manual transitions, the automatic
+open -> half-open timer, half-open decided by rate, the initial state, the new metrics."""
+
+import time
+
+import pytest
+
+from breakerbox import CLOSED, HALF_OPEN, OPEN, CircuitBreaker, CircuitBreakerError, ConfigError
+
+
+def fail(b):
+    b.acquire().failure()
+
+
+def succeed(b):
+    b.acquire().success()
+
+
+def test_manual_transitions():
+    b = CircuitBreaker(open_wait=1)
+    b.transition_to_open_for(300)
+    assert b.state == OPEN
+    with pytest.raises(CircuitBreakerError):
+        b.acquire()
+    assert 299 < b.metrics()["retry_after"] <= 300
+    b.transition_to_half_open()
+    assert b.state == HALF_OPEN
+    p = b.acquire()
+    assert p.is_trial
+    p.success()
+    assert b.state == CLOSED
+    gen = b.generation
+    b.transition_to_closed()  # closed already: nothing
+    assert b.generation == gen
+    assert not b.half_open_if_due()
+
+
+@pytest.mark.parametrize("seconds", [0, -1, 86401])
+def test_open_for_refuses_bad_waits(seconds):
+    b = CircuitBreaker()
+    with pytest.raises(ConfigError) as e:
+        b.transition_to_open_for(seconds)
+    assert e.value.field == "seconds"
+    assert b.state == CLOSED
+
+
+def test_rate_decision_closes_on_f_s_s_s():
+    b = CircuitBreaker(
+        failure_rate_threshold=0.5,
+        window_size=4,
+        minimum_calls=4,
+        half_open_permits=4,
+        half_open_decision="rate",
+    )
+    b.transition_to_half_open()
+    fail(b)
+    assert b.state == HALF_OPEN
+    for _ in range(3):
+        succeed(b)
+    assert b.state == CLOSED
+    b.transition_to_half_open()
+    fail(b)
+    fail(b)
+    succeed(b)
+    succeed(b)
+    assert b.state == OPEN  # 2 of 4 reach 0.5
+
+
+def test_initial_state_and_config():
+    b = CircuitBreaker(initial_state="open", open_wait=60)
+    assert b.state == OPEN
+    with pytest.raises(CircuitBreakerError):
+        b.acquire()
+    c = b.config()
+    assert c["initial_state"] == "open"
+    assert c["half_open_decision"] == "first_failure"
+    assert c["automatic_half_open"] is False
+
+
+@pytest.mark.parametrize(
+    "kw, field",
+    [
+        ({"half_open_decision": "sometimes"}, "half_open_decision"),
+        ({"initial_state": "ajar"}, "initial_state"),
+        ({"half_open_decision": "rate", "half_open_permits": 256}, "half_open_permits"),
+        ({"half_open_decision": "rate", "half_open_successes": 2}, "half_open_successes"),
+    ],
+)
+def test_new_settings_are_validated(kw, field):
+    with pytest.raises(ConfigError) as e:
+        CircuitBreaker(**kw)
+    assert e.value.field == field
+
+
+def test_automatic_half_open_needs_no_caller():
+    b = CircuitBreaker(consecutive_failures=1, open_wait=0.05, automatic_half_open=True)
+    fail(b)
+    assert b.state == OPEN
+    deadline = time.monotonic() + 20
+    while b.state == OPEN:
+        assert time.monotonic() < deadline, "the timer never moved it"
+        time.sleep(0.005)
+    assert b.state == HALF_OPEN
+    assert b.metrics()["half_open_in_flight"] == 0
+
+
+def test_new_metrics():
+    b = CircuitBreaker(consecutive_failures=1, open_wait=60)
+    fail(b)
+    for _ in range(3):
+        with pytest.raises(CircuitBreakerError):
+            b.acquire()
+    m = b.metrics()
+    assert (m["rejected"], m["rejected_in_state"]) == (3, 3)
+    assert m["slow_failures"] == 0
+    b.transition_to_half_open()
+    assert b.metrics()["rejected_in_state"] == 0
