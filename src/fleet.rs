@@ -31,9 +31,18 @@
 //!   key of the wrong type, gives [`FleetEvent::Malformed`] (once per distinct value) and is
 //!   otherwise ignored. Nothing panics; a panicking event callback is caught.
 //!
+//! - **Fleet window (optional, `aggregate(true)`).** Each round a CLOSED instance writes its
+//!   window counts (calls, failures, slow calls) into the hash `{prefix}:{name}:counts`, stamped
+//!   with an expiry of three sync intervals, and gets back the sum over every unexpired instance
+//!   (one atomic script; expired and unparseable entries are dropped). Once the fleet holds
+//!   `minimum_calls` calls and a rate rule's threshold is reached on the sums, the instance
+//!   trips (a fleet trip: OPEN for the first backoff step's wait) and publishes it, so the
+//!   fleet opens even when no single instance has seen enough calls. The fleet window is the
+//!   union of the instances' own windows.
+//!
 //! Only automatic transitions are published (trips, failed or timed-out trials, trial
-//! closes); manual ones, including those the task applies, are not, so two instances never
-//! echo each other. Window counts are not aggregated across the fleet (not built yet).
+//! closes, fleet trips); other manual ones, including those the task applies, are not, so two
+//! instances never echo each other.
 
 use crate::breaker::{CircuitBreaker, HalfOpenGate};
 use crate::clock::Clock;
@@ -55,6 +64,7 @@ pub struct FleetConfig {
     fleet_trials: Option<u32>,
     lease_ttl: Duration,
     timeout: Duration,
+    aggregate: bool,
     on_event: Option<FleetListener>,
 }
 
@@ -71,6 +81,7 @@ impl std::fmt::Debug for FleetConfig {
             .field("fleet_trials", &self.fleet_trials)
             .field("lease_ttl", &self.lease_ttl)
             .field("timeout", &self.timeout)
+            .field("aggregate", &self.aggregate)
             .finish_non_exhaustive()
     }
 }
@@ -118,6 +129,18 @@ pub enum FleetEvent {
         /// Taken or given back.
         held: bool,
     },
+    /// The fleet window's sums reached a trip rule (with `aggregate(true)`): this instance
+    /// opened and publishes it.
+    FleetTrip {
+        /// Calls in the fleet window.
+        calls: u64,
+        /// Failures among them.
+        failures: u64,
+        /// Slow calls among them.
+        slow: u64,
+        /// Instances whose counts were summed.
+        instances: u64,
+    },
 }
 
 /// A fleet setting that cannot work, or an attach that cannot start.
@@ -160,8 +183,16 @@ impl FleetConfig {
             fleet_trials: Some(1),
             lease_ttl: Duration::from_secs(5),
             timeout: Duration::from_millis(250),
+            aggregate: false,
             on_event: None,
         }
+    }
+
+    /// Trip on the fleet's window as well as the local one: see the module doc. Needs a rate
+    /// rule in the breaker's configuration (`attach` refuses otherwise). Off by default.
+    pub fn aggregate(mut self, on: bool) -> Self {
+        self.aggregate = on;
+        self
     }
 
     /// Key namespace, so several services can share one Redis (no `|`, not empty).
@@ -258,6 +289,16 @@ impl FleetConfig {
         breaker: &Arc<CircuitBreaker<C>>,
     ) -> Result<FleetSync, FleetError> {
         self.validate()?;
+        let c = breaker.config();
+        if self.aggregate
+            && c.failure_rate_threshold.is_none()
+            && c.slow_call_rate_threshold.is_none()
+        {
+            return Err(FleetError::Invalid {
+                field: "aggregate",
+                reason: "the breaker has no rate rule to evaluate on the fleet window".into(),
+            });
+        }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| FleetError::NoRuntime)?;
         // The URL parsed in `validate`.
         let client = redis::Client::open(self.url.as_str()).map_err(|e| FleetError::Invalid {
@@ -305,6 +346,7 @@ impl FleetConfig {
             state: format!("{}:{}:state", self.prefix, name),
             seq: format!("{}:{}:seq", self.prefix, name),
             trials: format!("{}:{}:trials", self.prefix, name),
+            counts: format!("{}:{}:counts", self.prefix, name),
         };
         let task = Task {
             breaker: Arc::downgrade(breaker),
@@ -379,6 +421,7 @@ struct Keys {
     state: String,
     seq: String,
     trials: String,
+    counts: String,
 }
 
 /// A fleet record: `kind|epoch|instance`.
@@ -433,6 +476,29 @@ if held or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
   return 1
 end
 return 0
+";
+
+/// Stores `instance`'s window counts (`calls|failures|slow`) with an expiry `ttl_ms` from now
+/// (server ms) in hash KEYS[1], drops expired and unparseable entries, and returns the sums
+/// over the rest: `{calls, failures, slow, instances, dropped_malformed}`.
+const AGGREGATE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. string.format('%.0f', now + tonumber(ARGV[3])))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 10)
+local all = redis.call('HGETALL', KEYS[1])
+local c, f, s, n, bad = 0, 0, 0, 0, 0
+for i = 1, #all, 2 do
+  local a, b, d, e = string.match(all[i + 1], '^(%d+)|(%d+)|(%d+)|(%d+)$')
+  if not a then
+    redis.call('HDEL', KEYS[1], all[i]); bad = bad + 1
+  elseif tonumber(e) <= now then
+    redis.call('HDEL', KEYS[1], all[i])
+  else
+    c = c + tonumber(a); f = f + tonumber(b); s = s + tonumber(d); n = n + 1
+  end
+end
+return {c, f, s, n, bad}
 ";
 
 struct Task<C: Clock> {
@@ -656,7 +722,12 @@ impl<C: Clock> Task<C> {
             Err(e) => return Err(e.into()),
         }
 
-        // 3. The fleet-wide trial lease.
+        // 3. The fleet window.
+        if self.config.aggregate && b.state() == State::Closed {
+            self.aggregate(b, c).await?;
+        }
+
+        // 4. The fleet-wide trial lease.
         let Some(cap) = self.config.fleet_trials else {
             return Ok(());
         };
@@ -715,6 +786,94 @@ impl<C: Clock> Task<C> {
                 self.emit(FleetEvent::TrialLease { held: false });
             }
             self.set_gate(false);
+        }
+        Ok(())
+    }
+
+    /// Shares this instance's window counts and trips on the fleet's sums.
+    async fn aggregate(
+        &mut self,
+        b: &CircuitBreaker<C>,
+        c: &mut redis::aio::MultiplexedConnection,
+    ) -> Result<(), Failure> {
+        let m = b.metrics();
+        let gen = b.generation();
+        let value = format!(
+            "{}|{}|{}",
+            m.window_calls, m.window_failures, m.window_slow_calls
+        );
+        let ttl = 3 * self.config.sync_interval.as_millis() as u64;
+        let r: Result<Vec<i64>, _> = redis::Script::new(AGGREGATE)
+            .key(&self.keys.counts)
+            .arg(&self.config.instance)
+            .arg(value)
+            .arg(ttl.max(1))
+            .invoke_async(c)
+            .await;
+        let sums = match r {
+            Ok(v) if v.len() == 5 => v,
+            Ok(v) => {
+                self.malformed(&self.keys.counts.clone(), format!("{v:?}"));
+                return Ok(());
+            }
+            Err(e) if data_error(&e) => {
+                self.malformed(&self.keys.counts.clone(), e.to_string());
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if sums[4] > 0 {
+            self.malformed(
+                &self.keys.counts.clone(),
+                format!("{} unparseable entries dropped", sums[4]),
+            );
+        }
+        let [calls, failures, slow, instances] = [0, 1, 2, 3].map(|i| sums[i].max(0) as u64);
+        let cfg = b.config();
+        if calls == 0 || calls < u64::from(cfg.minimum_calls) {
+            return Ok(());
+        }
+        let reaches =
+            |bad: u64, t: Option<f64>| t.is_some_and(|t| bad as f64 >= t * calls as f64 - 1e-9);
+        if !(reaches(failures, cfg.failure_rate_threshold)
+            || reaches(slow, cfg.slow_call_rate_threshold))
+        {
+            return Ok(());
+        }
+        // Still the CLOSED generation whose counts were shared: trip it, as the fleet's.
+        if b.generation() != gen || b.state() != State::Closed {
+            return Ok(());
+        }
+        let wait = cfg.open_wait.base_wait(1).max(Duration::from_millis(1));
+        if applying(|| b.transition_to_open_for(wait)).is_err() {
+            return Ok(());
+        }
+        self.emit(FleetEvent::FleetTrip {
+            calls,
+            failures,
+            slow,
+            instances,
+        });
+        let r: Result<String, _> = redis::Script::new(PUBLISH)
+            .key(&self.keys.state)
+            .key(&self.keys.seq)
+            .arg("open")
+            .arg(&self.config.instance)
+            .arg(wait.as_millis() as u64)
+            .invoke_async(c)
+            .await;
+        match r {
+            Ok(s) => {
+                if let Ok(epoch) = s.parse::<u64>() {
+                    self.last_epoch = self.last_epoch.max(epoch);
+                    self.emit(FleetEvent::Published {
+                        state: State::Open,
+                        epoch,
+                    });
+                }
+            }
+            Err(e) if data_error(&e) => self.malformed(&self.keys.seq.clone(), e.to_string()),
+            Err(e) => return Err(e.into()),
         }
         Ok(())
     }

@@ -390,3 +390,82 @@ async fn a_second_capped_sync_on_one_breaker_is_refused() {
         FleetError::AlreadyAttached
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_window_trips_when_no_instance_has_enough_calls_alone() {
+    let Some(server) = redis() else { return };
+    let clock = ManualClock::new();
+    // Each instance: failure rate 50 % once its window holds 10 calls. Four failures on each
+    // of three instances: 12 failed calls in the fleet, never 10 on one instance.
+    let fleet: Vec<Instance> = ["a", "b", "c"]
+        .into_iter()
+        .map(|id| {
+            let breaker = CircuitBreaker::builder()
+                .name("upstream")
+                .failure_rate_threshold(0.5)
+                .count_window(20)
+                .minimum_calls(10)
+                .open_wait(WAIT)
+                .clock(clock.clone())
+                .build_shared()
+                .unwrap();
+            let events = Arc::new(Mutex::new(Vec::new()));
+            let sink = events.clone();
+            let sync = FleetConfig::new(server.url())
+                .prefix("agg")
+                .instance(id)
+                .sync_interval(INTERVAL)
+                .aggregate(true)
+                .on_event(move |e| sink.lock().unwrap().push(e.clone()))
+                .attach(&breaker)
+                .unwrap();
+            Instance {
+                breaker,
+                events,
+                _sync: sync,
+            }
+        })
+        .collect();
+    connected(&fleet).await;
+    for i in &fleet {
+        for _ in 0..4 {
+            let _ = i.breaker.call(|| Err::<(), _>("down"));
+        }
+        assert_eq!(
+            i.breaker.state(),
+            State::Closed,
+            "4 calls: below the local minimum"
+        );
+    }
+    let took = until("the fleet opens", || {
+        fleet.iter().all(|i| i.breaker.state() == State::Open)
+    })
+    .await;
+    eprintln!("fleet window: all OPEN {took:?} after the 12th failure");
+    let tripper = fleet
+        .iter()
+        .find(|i| i.saw(|e| matches!(e, FleetEvent::FleetTrip { .. })))
+        .expect("one instance tripped on the fleet window");
+    // (A round may run while the last failures are being recorded: at least the minimum, all
+    // failed, from all three instances, since two alone hold only 8.)
+    assert!(tripper.saw(|e| matches!(
+        e,
+        FleetEvent::FleetTrip { calls, failures, instances: 3, .. } if *calls >= 10 && failures == calls
+    )));
+}
+
+#[test]
+fn aggregation_needs_a_rate_rule() {
+    let b = CircuitBreaker::builder()
+        .no_failure_rate()
+        .consecutive_failures(3)
+        .build_shared()
+        .unwrap();
+    match FleetConfig::new("redis://127.0.0.1:1")
+        .aggregate(true)
+        .attach(&b)
+    {
+        Err(FleetError::Invalid { field, .. }) => assert_eq!(field, "aggregate"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
