@@ -129,10 +129,14 @@ async fn a_trip_on_one_instance_opens_the_others() {
     .await;
     eprintln!("trip on a -> OPEN on b and c in {took:?} (sync interval {INTERVAL:?})");
     for i in &fleet[1..] {
-        assert!(i.saw(|e| matches!(
-            e,
-            FleetEvent::Applied { state: State::Open, from, wait: Some(w) } if from == "a" && *w <= WAIT
-        )));
+        // The event follows the transition it reports (the state is visible first).
+        until("the applied event", || {
+            i.saw(|e| matches!(
+                e,
+                FleetEvent::Applied { state: State::Open, from, wait: Some(w) } if from == "a" && *w <= WAIT
+            ))
+        })
+        .await;
         // They wait what the fleet record had left, in their own clock.
         let left = i.breaker.try_acquire().unwrap_err().retry_after().unwrap();
         assert!(
@@ -140,13 +144,18 @@ async fn a_trip_on_one_instance_opens_the_others() {
             "{left:?}"
         );
     }
-    assert!(fleet[0].saw(|e| matches!(
-        e,
-        FleetEvent::Published {
-            state: State::Open,
-            ..
-        }
-    )));
+    until("a's published event", || {
+        fleet[0].saw(|e| {
+            matches!(
+                e,
+                FleetEvent::Published {
+                    state: State::Open,
+                    ..
+                }
+            )
+        })
+    })
+    .await;
     // Applied transitions are not published back: a is the only publisher.
     for i in &fleet[1..] {
         assert!(!i.saw(|e| matches!(e, FleetEvent::Published { .. })));
