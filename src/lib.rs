@@ -103,4 +103,4 @@ pub use observe::{install_metrics, metrics_listener};
 pub use permit::{OwnedPermit, Permit};
 pub use policy::TripReason;
 pub use registry::Registry;
-pub use state::{State, MAX_HALF_OPEN, MAX_OPEN_WAIT, MAX_RATE_TRIALS};
+pub use state::{State, UnknownState, MAX_HALF_OPEN, MAX_OPEN_WAIT, MAX_RATE_TRIALS};

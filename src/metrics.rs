@@ -137,14 +137,7 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE breakerbox_state gauge");
         for m in all {
-            for s in [
-                State::Closed,
-                State::Open,
-                State::HalfOpen,
-                State::ForcedOpen,
-                State::Disabled,
-                State::MetricsOnly,
-            ] {
+            for s in State::ALL {
                 let _ = writeln!(
                     out,
                     "breakerbox_state{{breaker=\"{}\",state=\"{}\"}} {}",

@@ -35,14 +35,7 @@ use crate::{CircuitBreaker, Clock, Event, EventKind, Outcome, State};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-const STATES: [State; 6] = [
-    State::Closed,
-    State::Open,
-    State::HalfOpen,
-    State::ForcedOpen,
-    State::Disabled,
-    State::MetricsOnly,
-];
+const STATES: [State; 6] = State::ALL;
 
 /// The width of [`Transition::generation`](crate::Transition::generation).
 use crate::state::GEN_BITS;

@@ -106,7 +106,8 @@ pub enum State {
 }
 
 impl State {
-    const ALL: [State; 6] = [
+    /// Every state, in the order of the state word's `kind` field.
+    pub const ALL: [State; 6] = [
         State::Closed,
         State::Open,
         State::HalfOpen,
@@ -131,6 +132,25 @@ impl State {
     /// Whether calls are admitted without limit in this state.
     pub fn admits_all(self) -> bool {
         matches!(self, State::Closed | State::Disabled | State::MetricsOnly)
+    }
+}
+
+/// A name that is not a state's [`as_str`](State::as_str).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown state {0:?}: expected closed, open, half_open, forced_open, disabled or metrics_only"
+)]
+pub struct UnknownState(pub String);
+
+impl std::str::FromStr for State {
+    type Err = UnknownState;
+
+    /// The inverse of [`as_str`](State::as_str): `"half_open".parse() == Ok(State::HalfOpen)`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        State::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownState(s.to_string()))
     }
 }
 
@@ -454,6 +474,18 @@ mod tests {
 
     fn closed(gen: u32) -> Word {
         Word::new(State::Closed, gen, 0)
+    }
+
+    #[test]
+    fn states_parse_from_their_names() {
+        for kind in State::ALL {
+            assert_eq!(kind.as_str().parse::<State>(), Ok(kind));
+        }
+        assert!("ajar"
+            .parse::<State>()
+            .unwrap_err()
+            .to_string()
+            .contains("\"ajar\""));
     }
 
     #[test]

@@ -54,32 +54,43 @@ fn fleet(
     clock: &ManualClock,
     trials: Option<u32>,
 ) -> Vec<Instance> {
+    fleet_of(
+        server,
+        clock,
+        |b| b.consecutive_failures(1),
+        |f| f.prefix(prefix).fleet_trials(trials),
+    )
+}
+
+/// Three instances `a`, `b`, `c` of the breaker `upstream` (open wait `WAIT` on `clock`, then
+/// `breaker`'s settings), each synced through `server` with `sync`'s settings.
+fn fleet_of(
+    server: &RedisServer,
+    clock: &ManualClock,
+    breaker: impl Fn(breakerbox::Builder<ManualClock>) -> breakerbox::Builder<ManualClock>,
+    sync: impl Fn(FleetConfig) -> FleetConfig,
+) -> Vec<Instance> {
     ["a", "b", "c"]
         .into_iter()
         .map(|id| {
-            let breaker = CircuitBreaker::builder()
+            let b = CircuitBreaker::builder()
                 .name("upstream")
-                .consecutive_failures(1)
                 .open_wait(WAIT)
-                .clock(clock.clone())
-                .build_shared()
-                .unwrap();
+                .clock(clock.clone());
+            let breaker = breaker(b).build_shared().unwrap();
             let events = Arc::new(Mutex::new(Vec::new()));
             let sink = events.clone();
-            let sync = FleetConfig::new(server.url())
-                .prefix(prefix)
+            let config = FleetConfig::new(server.url())
                 .instance(id)
                 .sync_interval(INTERVAL)
-                .fleet_trials(trials)
                 .lease_ttl(Duration::from_secs(2))
                 .on_event(move |e| {
                     if std::env::var_os("FLEET_DEBUG").is_some() {
                         eprintln!("{id}: {e:?}");
                     }
                     sink.lock().unwrap().push(e.clone())
-                })
-                .attach(&breaker)
-                .unwrap();
+                });
+            let sync = sync(config).attach(&breaker).unwrap();
             Instance {
                 breaker,
                 events,
@@ -406,35 +417,16 @@ async fn the_fleet_window_trips_when_no_instance_has_enough_calls_alone() {
     let clock = ManualClock::new();
     // Each instance: failure rate 50 % once its window holds 10 calls. Four failures on each
     // of three instances: 12 failed calls in the fleet, never 10 on one instance.
-    let fleet: Vec<Instance> = ["a", "b", "c"]
-        .into_iter()
-        .map(|id| {
-            let breaker = CircuitBreaker::builder()
-                .name("upstream")
-                .failure_rate_threshold(0.5)
+    let fleet = fleet_of(
+        &server,
+        &clock,
+        |b| {
+            b.failure_rate_threshold(0.5)
                 .count_window(20)
                 .minimum_calls(10)
-                .open_wait(WAIT)
-                .clock(clock.clone())
-                .build_shared()
-                .unwrap();
-            let events = Arc::new(Mutex::new(Vec::new()));
-            let sink = events.clone();
-            let sync = FleetConfig::new(server.url())
-                .prefix("agg")
-                .instance(id)
-                .sync_interval(INTERVAL)
-                .aggregate(true)
-                .on_event(move |e| sink.lock().unwrap().push(e.clone()))
-                .attach(&breaker)
-                .unwrap();
-            Instance {
-                breaker,
-                events,
-                _sync: sync,
-            }
-        })
-        .collect();
+        },
+        |f| f.prefix("agg").aggregate(true),
+    );
     connected(&fleet).await;
     for i in &fleet {
         for _ in 0..4 {

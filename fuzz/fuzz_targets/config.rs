@@ -164,14 +164,7 @@ impl Input {
             } else {
                 HalfOpenDecision::FirstFailure
             },
-            initial_state: [
-                State::Closed,
-                State::Open,
-                State::HalfOpen,
-                State::ForcedOpen,
-                State::Disabled,
-                State::MetricsOnly,
-            ][usize::from(self.initial_state % 6)],
+            initial_state: State::ALL[usize::from(self.initial_state % 6)],
             automatic_half_open: self.automatic_half_open,
         }
     }

@@ -337,17 +337,7 @@ fn parse_config(
     }
     if let Some(Some(v)) = kw.raw("initial_state")? {
         let name = v.extract::<String>().ok();
-        c.initial_state = [
-            State::Closed,
-            State::Open,
-            State::HalfOpen,
-            State::ForcedOpen,
-            State::Disabled,
-            State::MetricsOnly,
-        ]
-        .into_iter()
-        .find(|s| Some(s.as_str()) == name.as_deref())
-        .ok_or_else(|| {
+        c.initial_state = name.and_then(|n| n.parse::<State>().ok()).ok_or_else(|| {
             config_error(
                 py,
                 "initial_state",
@@ -1125,14 +1115,7 @@ impl Registry {
 
 /// States, for comparisons: `breaker.state == OPEN`.
 fn add_states(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    for s in [
-        State::Closed,
-        State::Open,
-        State::HalfOpen,
-        State::ForcedOpen,
-        State::Disabled,
-        State::MetricsOnly,
-    ] {
+    for s in State::ALL {
         m.add(s.as_str().to_uppercase().as_str(), s.as_str())?;
     }
     Ok(())
