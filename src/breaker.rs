@@ -226,8 +226,7 @@ impl<C: Clock> CircuitBreaker<C> {
             }
             // (Full past `max_half_open_wait`, the next caller re-opens: not admitted either.)
             State::HalfOpen if self.gate_closed(false) => false,
-            State::HalfOpen if self.by_rate => w.rate_take_trial(self.permits).is_some(),
-            State::HalfOpen => w.inflight() < self.permits,
+            State::HalfOpen => w.take_trial_in(self.by_rate, self.permits).is_some(),
         }
     }
 
@@ -238,7 +237,7 @@ impl<C: Clock> CircuitBreaker<C> {
         // that CAS (AcqRel) and the Acquire load of the state word that finds the deadline give
         // the happens-before edge to the reader (any architecture), and the cap never shrinks,
         // so a reader of that word cannot see an older, smaller cap.
-        self.open_cap_ms.load(std::sync::atomic::Ordering::Relaxed)
+        self.open_cap_ms.load(Ordering::Relaxed)
     }
 
     #[inline(always)]
@@ -307,11 +306,7 @@ impl<C: Clock> CircuitBreaker<C> {
                 State::HalfOpen if self.gate_closed(true) => {
                     return Err(self.reject(State::HalfOpen, None))
                 }
-                State::HalfOpen => match if self.by_rate {
-                    w.rate_take_trial(self.permits)
-                } else {
-                    w.take_trial(self.permits)
-                } {
+                State::HalfOpen => match w.take_trial_in(self.by_rate, self.permits) {
                     Some(next) => (next, None),
                     // Full for longer than `max_half_open_wait`: the trials in flight are
                     // presumed lost (leaked or hung); re-open at the next backoff step. Their
@@ -604,11 +599,7 @@ impl<C: Clock> CircuitBreaker<C> {
         if w.is(State::MetricsOnly) {
             // Relaxed: a once-per-generation flag for an event; it publishes no memory.
             let mark = gen.wrapping_add(1);
-            if self
-                .exceeded_gen
-                .swap(mark, std::sync::atomic::Ordering::Relaxed)
-                != mark
-            {
+            if self.exceeded_gen.swap(mark, Ordering::Relaxed) != mark {
                 self.rate_exceeded(reason);
             }
             return;
@@ -733,13 +724,9 @@ impl<C: Clock> CircuitBreaker<C> {
             return;
         }
         let _ = self.state.update(|w| {
-            if !(w.is(State::HalfOpen) && w.gen() == t.gen()) {
-                None
-            } else if self.by_rate {
-                w.rate_trial_released()
-            } else {
-                w.trial_released()
-            }
+            (w.is(State::HalfOpen) && w.gen() == t.gen())
+                .then(|| w.trial_released_in(self.by_rate))
+                .flatten()
         });
     }
 
@@ -768,14 +755,9 @@ impl<C: Clock> CircuitBreaker<C> {
         }
         // Relaxed: statistics (the per-state rejected figure); they publish no memory.
         let rejected = self.rejected.sum();
-        self.rejected_mark
-            .store(rejected, std::sync::atomic::Ordering::Relaxed);
+        self.rejected_mark.store(rejected, Ordering::Relaxed);
         #[cfg(not(breakerbox_loom))]
-        if to.is(State::Open) {
-            if let Some(timer) = self.auto.get() {
-                crate::timer::schedule(open_wait.unwrap_or_default(), to.gen(), timer.clone());
-            }
-        }
+        self.schedule_half_open(to);
         let t = Transition {
             from: from.kind(),
             to: to.kind(),
@@ -838,8 +820,7 @@ impl<C: Clock> CircuitBreaker<C> {
             return Err(InvalidOpenWait { wait });
         }
         // Before the CAS: see `cap_ms`. (Relaxed: that CAS is the publishing edge.)
-        self.open_cap_ms
-            .fetch_max(wait_ms(wait), std::sync::atomic::Ordering::Relaxed);
+        self.open_cap_ms.fetch_max(wait_ms(wait), Ordering::Relaxed);
         let now = self.now_ms();
         if let Ok((old, new)) = self.state.update(|w| Some(w.open(now, wait))) {
             self.transitioned(old, new, TransitionReason::Manual, Some(wait));
@@ -902,16 +883,22 @@ impl<C: Clock> CircuitBreaker<C> {
         if automatic {
             let weak = Arc::downgrade(&shared);
             let timer: std::sync::Weak<dyn crate::timer::Due> = weak;
-            let _ = shared.auto.set(timer.clone());
+            let _ = shared.auto.set(timer);
             // Built OPEN (`initial_state`): no transition will schedule this wait.
-            let w = shared.state.load();
-            if w.is(State::Open) {
-                if let Some(left) = w.remaining_ms(shared.now_ms(), shared.cap_ms()) {
-                    crate::timer::schedule(Duration::from_millis(left), w.gen(), timer);
-                }
-            }
+            shared.schedule_half_open(shared.state.load());
         }
         shared
+    }
+
+    /// With the automatic timer attached and `w` an OPEN word: asks the timer to fire at the
+    /// end of its wait (at once if it has ended).
+    #[cfg(not(breakerbox_loom))]
+    fn schedule_half_open(&self, w: Word) {
+        if let (true, Some(timer)) = (w.is(State::Open), self.auto.get()) {
+            let left = w.remaining_ms(self.now_ms(), self.cap_ms());
+            let left = Duration::from_millis(left.unwrap_or(0));
+            crate::timer::schedule(left, w.gen(), timer.clone());
+        }
     }
 
     /// Forces the breaker OPEN: every call is rejected until [`reset`](Self::reset) (or
@@ -1086,10 +1073,7 @@ impl<C: Clock> CircuitBreaker<C> {
             ignored: read(&t.ignored),
             rejected,
             // Relaxed: statistics.
-            rejected_in_state: rejected.saturating_sub(
-                self.rejected_mark
-                    .load(std::sync::atomic::Ordering::Relaxed),
-            ),
+            rejected_in_state: rejected.saturating_sub(self.rejected_mark.load(Ordering::Relaxed)),
             late: read(&t.late),
             times_opened: read(&t.opened),
             window_calls: counts.calls,

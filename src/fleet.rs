@@ -669,32 +669,7 @@ impl<C: Clock> Task<C> {
                 Publish::Closed(gen) => (gen, State::Closed, CLOSED_TTL_MS),
             };
             if b.generation() == gen && b.state() == state && ttl_ms > 0 {
-                let kind = if state == State::Open {
-                    "open"
-                } else {
-                    "closed"
-                };
-                let r: Result<String, _> = redis::Script::new(PUBLISH)
-                    .key(&self.keys.state)
-                    .key(&self.keys.seq)
-                    .arg(kind)
-                    .arg(&self.config.instance)
-                    .arg(ttl_ms)
-                    .invoke_async(c)
-                    .await;
-                match r {
-                    Ok(s) => match s.parse::<u64>() {
-                        Ok(epoch) => {
-                            self.last_epoch = self.last_epoch.max(epoch);
-                            self.emit(FleetEvent::Published { state, epoch });
-                        }
-                        Err(_) => self.malformed(&self.keys.seq.clone(), s),
-                    },
-                    Err(e) if data_error(&e) => {
-                        self.malformed(&self.keys.seq.clone(), e.to_string())
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+                self.publish(c, state, ttl_ms).await?;
             }
         }
 
@@ -854,24 +829,37 @@ impl<C: Clock> Task<C> {
             slow,
             instances,
         });
+        self.publish(c, State::Open, wait.as_millis() as u64).await
+    }
+
+    /// Publishes this instance's `state` (OPEN or CLOSED) with a key expiry of `ttl_ms`.
+    async fn publish(
+        &mut self,
+        c: &mut redis::aio::MultiplexedConnection,
+        state: State,
+        ttl_ms: u64,
+    ) -> Result<(), Failure> {
+        let kind = if state == State::Open {
+            "open"
+        } else {
+            "closed"
+        };
         let r: Result<String, _> = redis::Script::new(PUBLISH)
             .key(&self.keys.state)
             .key(&self.keys.seq)
-            .arg("open")
+            .arg(kind)
             .arg(&self.config.instance)
-            .arg(wait.as_millis() as u64)
+            .arg(ttl_ms)
             .invoke_async(c)
             .await;
         match r {
-            Ok(s) => {
-                if let Ok(epoch) = s.parse::<u64>() {
+            Ok(s) => match s.parse::<u64>() {
+                Ok(epoch) => {
                     self.last_epoch = self.last_epoch.max(epoch);
-                    self.emit(FleetEvent::Published {
-                        state: State::Open,
-                        epoch,
-                    });
+                    self.emit(FleetEvent::Published { state, epoch });
                 }
-            }
+                Err(_) => self.malformed(&self.keys.seq.clone(), s),
+            },
             Err(e) if data_error(&e) => self.malformed(&self.keys.seq.clone(), e.to_string()),
             Err(e) => return Err(e.into()),
         }

@@ -296,6 +296,26 @@ impl Word {
         Word::half_open(self.gen().wrapping_add(1), self.step(), 0, 0)
     }
 
+    /// HALF_OPEN, either layout (`by_rate`): one more trial in flight, if the cap allows.
+    #[inline]
+    pub(crate) fn take_trial_in(self, by_rate: bool, cap: u32) -> Option<Word> {
+        if by_rate {
+            self.rate_take_trial(cap)
+        } else {
+            self.take_trial(cap)
+        }
+    }
+
+    /// HALF_OPEN, either layout (`by_rate`): a trial slot given back, if any is taken.
+    #[inline]
+    pub(crate) fn trial_released_in(self, by_rate: bool) -> Option<Word> {
+        if by_rate {
+            self.rate_trial_released()
+        } else {
+            self.trial_released()
+        }
+    }
+
     /// HALF_OPEN by rate: one more trial in flight, if fewer than `cap` trials were taken
     /// in this generation (in flight plus recorded: each permit is used once).
     #[inline]

@@ -278,6 +278,19 @@ fn automatic_half_open_from_an_initial_open_state_and_from_a_registry() {
 
 #[test]
 #[cfg_attr(miri, ignore = "a real-time background thread")]
+fn automatic_half_open_from_an_initial_open_state_whose_wait_is_zero() {
+    let b = CircuitBreaker::builder()
+        .initial_state(State::Open)
+        .open_wait(Duration::ZERO)
+        .automatic_half_open(true)
+        .clock(ManualClock::new())
+        .build_shared()
+        .unwrap();
+    wait_for_state(&b, State::HalfOpen);
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "a real-time background thread")]
 fn a_dropped_breaker_leaves_the_timer_alone() {
     let clock = ManualClock::new();
     for _ in 0..50 {
