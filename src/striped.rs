@@ -17,9 +17,11 @@
 //! look at rejection totals; the loom build keeps std's thread-locals out of the models).
 
 use crate::sync::{atomic_u64, AtomicU64, Ordering};
+#[cfg(not(breakerbox_loom))]
 use crossbeam_utils::CachePadded;
 
 /// Most cells an inflated counter has (one cache line each).
+#[cfg(not(breakerbox_loom))]
 pub(crate) const MAX_CELLS: usize = 64;
 
 /// A striped counter; see the module doc.
