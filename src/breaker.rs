@@ -58,9 +58,9 @@ pub struct CircuitBreaker<C: Clock = DefaultClock> {
     state: StateCell,
     window: Window,
     streak: Option<Streak>,
-    /// Alone on its line: written on every rejection, which must not slow the readers of
-    /// `state`.
-    rejected: CachePadded<crate::striped::StripedCounter>,
+    /// Per-thread stripes: the rejection counter and the count window's successes
+    /// (`crate::stripes`), so neither writes a line other threads write.
+    stripes: crate::stripes::Stripes,
     totals: CachePadded<Totals>,
     /// `[generation:21][ms:43]`: when the current HALF-OPEN generation was first seen (by the
     /// caller that opened it, or the first rejected caller to find no stamp for it).
@@ -152,7 +152,7 @@ impl<C: Clock> CircuitBreaker<C> {
             record_needs_clock: slow_us != 0 || matches!(window, Window::Time(_)),
             window,
             streak: config.consecutive_failures.map(|_| Streak::new(tag)),
-            rejected: CachePadded::new(crate::striped::StripedCounter::new()),
+            stripes: crate::stripes::Stripes::new(),
             totals: new_totals(),
             half_open_since: atomic_u64(half_open_stamp(gen, now_ms & MS_MASK)),
             reported: atomic_u64(0),
@@ -437,7 +437,7 @@ impl<C: Clock> CircuitBreaker<C> {
 
     #[inline(always)]
     fn reject(&self, state: State, retry_us: Option<u64>) -> Rejected {
-        self.rejected.add();
+        self.stripes.add_rejected();
         let rejected = Rejected::new(state, retry_us);
         self.listeners.emit(&self.name, || EventKind::Rejected {
             state,
@@ -469,7 +469,7 @@ impl<C: Clock> CircuitBreaker<C> {
             let tag = Tag::of(t.gen());
             match &self.window {
                 Window::Count(w) => {
-                    if let Some(r) = w.record_success_fast(tag, self.probe) {
+                    if let Some(r) = w.record_success_fast(tag, self.probe, &self.stripes) {
                         return self.after_fast_success(t, r);
                     }
                 }
@@ -568,7 +568,10 @@ impl<C: Clock> CircuitBreaker<C> {
         let tag = Tag::of(t.gen());
         let bits = if failed { FAILED } else { 0 } | if slow { SLOW } else { 0 };
         let may_trip = self.rules.may_trip(failed, slow);
-        let counts = match self.window.record(tag, bits, now, may_trip, self.probe) {
+        let counts = match self
+            .window
+            .record(tag, bits, now, may_trip, self.probe, &self.stripes)
+        {
             Recorded::Late => return false,
             Recorded::Counted(c) => c,
         };
@@ -740,10 +743,11 @@ impl<C: Clock> CircuitBreaker<C> {
     ) {
         let tag = Tag::of(to.gen());
         if to.is(State::Closed) || to.is(State::MetricsOnly) {
-            self.window.reset(tag);
+            self.window.reset(tag, &self.stripes);
         } else {
             // Outcomes of calls admitted before this transition are late from now on.
-            self.window.seal(tag, self.clock.recent_nanos());
+            self.window
+                .seal(tag, self.clock.recent_nanos(), &self.stripes);
         }
         if let Some(s) = &self.streak {
             s.refresh(tag);
@@ -754,7 +758,7 @@ impl<C: Clock> CircuitBreaker<C> {
             self.half_open_since.store(stamp, Ordering::Relaxed);
         }
         // Relaxed: statistics (the per-state rejected figure); they publish no memory.
-        let rejected = self.rejected.sum();
+        let rejected = self.stripes.rejected();
         self.rejected_mark.store(rejected, Ordering::Relaxed);
         #[cfg(not(breakerbox_loom))]
         self.schedule_half_open(to);
@@ -1044,7 +1048,7 @@ impl<C: Clock> CircuitBreaker<C> {
     pub fn metrics(&self) -> Metrics {
         let w = self.state.load();
         let now = self.clock.recent_nanos();
-        let counts = self.window.current_counts(now);
+        let counts = self.window.current_counts(now, &self.stripes);
         let t = &self.totals;
         let failures = read(&t.failures);
         let calls = self.window.lifetime_calls() + read(&t.trial_calls) + read(&t.pass_calls);
@@ -1054,7 +1058,7 @@ impl<C: Clock> CircuitBreaker<C> {
         // Relaxed: a high-water mark of a statistic; it publishes no other memory.
         let calls = self.reported.fetch_max(calls, Ordering::Relaxed).max(calls);
         let successes = calls.saturating_sub(failures);
-        let rejected = self.rejected.sum();
+        let rejected = self.stripes.rejected();
         let rate = |n: u64| {
             if counts.calls == 0 {
                 0.0
@@ -1157,7 +1161,7 @@ impl<C: Clock> CircuitBreaker<C> {
     /// Heap bytes owned by the breaker beyond `size_of::<CircuitBreaker>()` (the window's
     /// ring or buckets, and the name).
     pub fn heap_bytes(&self) -> usize {
-        self.window.heap_bytes() + self.name.len() + self.rejected.heap_bytes()
+        self.window.heap_bytes() + self.name.len() + self.stripes.heap_bytes()
     }
 }
 

@@ -65,7 +65,7 @@ mod permit;
 mod policy;
 mod registry;
 mod state;
-mod striped;
+mod stripes;
 mod sync;
 #[cfg(not(breakerbox_loom))]
 mod timer;

@@ -169,6 +169,9 @@ fn open_rejection() {
             b.try_acquire().unwrap().failure();
         }
         assert_eq!(b.state(), State::Open, "{kind}");
+        // The first rejection allocates the breaker's stripe table (once per breaker; the
+        // closed calls above did it already when they reached the minimum calls).
+        assert!(b.try_acquire().is_err());
         assert_none(&format!("open rejection ({kind} window)"), || {
             for _ in 0..CALLS {
                 let e = b.try_acquire().unwrap_err();

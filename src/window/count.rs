@@ -32,14 +32,74 @@
 //! therefore *sweeps* `d * ceil(N / SWEEP_SPAN)` slots (a shared cursor hands out the ranges),
 //! rewriting each slot with an older tag to "empty, current tag". Every slot is visited once per
 //! `SWEEP_SPAN` generations, which keeps stored tags within the comparable range (see `window`).
+//!
+//! # Striped successes
+//! Once a generation has reached its minimum calls (`probe`), a success no longer CASes
+//! `head`: it adds one to the calling thread's stripe (`crate::stripes`), a word on a line
+//! only that thread writes, `[tag:16][count:STRIPE_COUNT_BITS]`, with a load and a store. The
+//! successes reach the ring in batches: each stripe's `merged` word says how many of its
+//! successes were taken already, and whoever moves it forward (one CAS) takes the difference
+//! and writes that many successes into the ring with one CAS on `head` (claiming that many
+//! positions) and a pass over their slots (a slot that already holds a success of the tag is
+//! only read). They are taken
+//! - by the owner, every [`BATCH`] successes;
+//! - by any thread before it records anything else into the window (a failure, a slow call, a
+//!   success while the window is below its minimum), before the window's counts are read, and
+//!   before a transition seals or resets the window (successes of a past generation still
+//!   waiting in a stripe go to the lifetime total only).
+//!
+//! Successes only lower the rates, and every outcome that can raise one drains the stripes
+//! first, so sequentially (one thread, or threads ordered by happens-before) the window is
+//! exactly what it would be without stripes, and so are the trip decisions. Under contention
+//! the window is "the last N outcomes" up to the outcomes in flight and, per thread with a
+//! stripe, at most `BATCH - 1` successes that a racing drain did not see yet (they are taken by
+//! the next drain); the loom models check both bounds. A success that races the end of its
+//! generation is a call in the lifetime total but may miss the sealed window's counts.
 
 use super::tag::{Age, Sweeper, Tag};
 use super::{Counts, Recorded, FAILED, LOAD, PRESENT, RMW, SLOW};
-use crate::sync::{atomic_u32, atomic_u64, AtomicU32, AtomicU64};
+use crate::stripes::{Stripe, Stripes};
+use crate::sync::{atomic_u32, atomic_u64, AtomicU32, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 
 /// Largest count window (2^23 - 1 outcomes).
 pub const MAX_SIZE: u32 = (1 << 23) - 1;
+
+/// Bits of a stripe's success count: 48 normally, 4 in loom and narrow-tag builds (so that
+/// models and tests wrap it). Counts compare modulo `2^STRIPE_COUNT_BITS`, which is right while
+/// a stripe's untaken successes stay below half of it; they stay below [`BATCH`].
+#[cfg(not(any(breakerbox_loom, breakerbox_narrow_tags)))]
+pub(crate) const STRIPE_COUNT_BITS: u32 = 48;
+/// Bits of a stripe's success count (see the normal build's doc).
+#[cfg(any(breakerbox_loom, breakerbox_narrow_tags))]
+pub(crate) const STRIPE_COUNT_BITS: u32 = 4;
+
+/// A stripe's owner takes its successes into the ring every `BATCH` of them: 256 normally, 2 in
+/// loom and narrow-tag builds.
+#[cfg(not(any(breakerbox_loom, breakerbox_narrow_tags)))]
+pub(crate) const BATCH: u64 = 4096;
+/// A stripe's owner takes its successes into the ring every `BATCH` of them (see the normal
+/// build's doc).
+#[cfg(any(breakerbox_loom, breakerbox_narrow_tags))]
+pub(crate) const BATCH: u64 = 2;
+
+const STRIPE_COUNT_MASK: u64 = (1 << STRIPE_COUNT_BITS) - 1;
+const _: () = assert!(BATCH.is_power_of_two() && BATCH < 1 << (STRIPE_COUNT_BITS - 1));
+
+#[inline(always)]
+fn stripe_word(tag: Tag, count: u64) -> u64 {
+    (tag.bits() << TAG_SHIFT) | (count & STRIPE_COUNT_MASK)
+}
+
+#[inline(always)]
+fn stripe_tag(w: u64) -> Tag {
+    Tag::from_bits(w >> TAG_SHIFT)
+}
+
+#[inline(always)]
+fn stripe_count(w: u64) -> u64 {
+    w & STRIPE_COUNT_MASK
+}
 
 const POS_MASK: u64 = (1 << 24) - 1;
 const LAPS_SHIFT: u32 = 24;
@@ -111,6 +171,40 @@ fn counts_word(tag: Tag, failures: i64, slow: i64) -> u64 {
     (tag.bits() << 48)
         | (((failures as u64) & FIELD_MASK) << FIELD_BITS)
         | ((slow as u64) & FIELD_MASK)
+}
+
+/// Takes the successes of `tag` in `stripe` that no one has taken yet: moves `merged` up to
+/// the stripe's count with one CAS and returns the difference (0 if the stripe counts another
+/// generation). Each success is taken exactly once, by whichever CAS moves `merged` past it.
+fn take_pending(stripe: &Stripe, tag: Tag) -> u64 {
+    // LOAD / RMW on `merged`: each CAS that moves it synchronizes with the next thread's load
+    // of it, so a thread that reads `merged` at count `c` then loads `successes` sees a count
+    // of at least `c` (coherence after happens-before; the mover loaded that count before its
+    // CAS). The difference below is therefore never negative. `successes` is loaded with
+    // Acquire to pair with the owner's Release store (see `record_success_striped`).
+    let mut m = stripe.merged.load(LOAD);
+    loop {
+        let s = stripe.successes.load(LOAD);
+        if stripe_tag(s) != tag {
+            return 0;
+        }
+        let taken = if stripe_tag(m) == tag {
+            stripe_count(m)
+        } else {
+            0
+        };
+        let k = stripe_count(s).wrapping_sub(taken) & STRIPE_COUNT_MASK;
+        if k == 0 {
+            return 0;
+        }
+        match stripe
+            .merged
+            .compare_exchange(m, stripe_word(tag, stripe_count(s)), RMW, LOAD)
+        {
+            Ok(_) => return k,
+            Err(found) => m = found,
+        }
+    }
 }
 
 pub(crate) struct CountWindow {
@@ -256,10 +350,182 @@ impl CountWindow {
 
     /// The common case on its own: a success under the current tag that does not reach
     /// `probe`. Returns `None` without touching anything when the case is not that one (the
-    /// caller then takes [`record`](Self::record)); otherwise records it. In steady state this
-    /// is one CAS on `head` and one load of the slot.
+    /// caller then takes [`record`](Self::record)); otherwise records it: into the thread's
+    /// stripe once the generation is past `probe` (a load and a store, see "Striped
+    /// successes"), else with one CAS on `head` and one load of the slot.
     #[inline(always)]
-    pub(crate) fn record_success_fast(&self, tag: Tag, probe: u64) -> Option<Recorded> {
+    pub(crate) fn record_success_fast(
+        &self,
+        tag: Tag,
+        probe: u64,
+        stripes: &Stripes,
+    ) -> Option<Recorded> {
+        if let Some(stripe) = stripes.mine() {
+            if let Some(r) = self.record_success_striped(tag, probe, stripe) {
+                return Some(r);
+            }
+        }
+        self.record_success_ring(tag, probe)
+    }
+
+    /// A success into `stripe` (which only the calling thread writes), if the generation `tag`
+    /// is current in `head` and past `probe`; `None` otherwise, without touching anything.
+    #[inline(always)]
+    pub(crate) fn record_success_striped(
+        &self,
+        tag: Tag,
+        probe: u64,
+        stripe: &Stripe,
+    ) -> Option<Recorded> {
+        let h = self.head.load(LOAD);
+        if tag_of_head(h) != tag || kept_of(h) != tag || (laps_of(h) == 0 && pos_of(h) < probe) {
+            return None;
+        }
+        // Relaxed: the owner reads its own last store (or a drain's, see `restart_stripe`).
+        let cur = stripe.successes.load(Ordering::Relaxed);
+        if stripe_tag(cur) != tag {
+            return self.restart_stripe(tag, stripe, cur);
+        }
+        let next = stripe_word(tag, stripe_count(cur) + 1);
+        // Release, and a store rather than an RMW: only this thread writes the word, so nothing
+        // comes between load and store. A drain's Acquire load that reads this store sees
+        // everything this thread did before, in particular its `restart_stripe` CAS on
+        // `merged` (which the drain's own CAS must come after). On x86-64 a plain `mov`; on
+        // AArch64 an `STLR`, no barrier.
+        stripe.successes.store(next, Ordering::Release);
+        if stripe_count(next) & (BATCH - 1) == 0 {
+            self.take_batch(tag, stripe);
+        }
+        Some(Recorded::Counted(None))
+    }
+
+    /// The owner's stripe holds another generation's count: take what is left of it (a past
+    /// generation's successes: calls for the lifetime total only), then count this success as
+    /// the first of `tag`.
+    #[cold]
+    fn restart_stripe(&self, tag: Tag, stripe: &Stripe, cur: u64) -> Option<Recorded> {
+        let rest = take_pending(stripe, stripe_tag(cur));
+        if rest != 0 {
+            // RMW: a lifetime total, read only for metrics.
+            self.retired.fetch_add(rest, RMW);
+        }
+        // Release: see `record_success_striped`; this is the store that orders the CAS in
+        // `take_pending` above before any drain that sees the new tag.
+        stripe
+            .successes
+            .store(stripe_word(tag, 1), Ordering::Release);
+        Some(Recorded::Counted(None))
+    }
+
+    /// The owner's batch: its stripe's untaken successes into the ring.
+    #[cold]
+    fn take_batch(&self, tag: Tag, stripe: &Stripe) {
+        let k = take_pending(stripe, tag);
+        self.merge_successes(tag, k);
+    }
+
+    /// Takes every stripe's untaken successes: those of the generation `head` counts go into
+    /// the ring, those of past generations into the lifetime total. See "Striped successes".
+    pub(crate) fn drain(&self, stripes: &Stripes) {
+        let all = stripes.all();
+        if all.is_empty() {
+            return;
+        }
+        let h = self.head.load(LOAD);
+        let live = tag_of_head(h);
+        let open = kept_of(h) == live;
+        let (mut ring, mut past) = (0, 0);
+        for s in all {
+            let t = stripe_tag(s.successes.load(LOAD));
+            let k = take_pending(s, t);
+            if t == live && open {
+                ring += k;
+            } else {
+                past += k;
+            }
+        }
+        if past != 0 {
+            // RMW: a lifetime total, read only for metrics.
+            self.retired.fetch_add(past, RMW);
+        }
+        self.merge_successes(live, ring);
+    }
+
+    /// Writes `k` successes of `tag` into the ring: one CAS on `head` claims `min(k, size)`
+    /// positions (the rest would slide out at once: they go to `retired`), then each claimed
+    /// slot that does not hold a success of `tag` already is written as one. If `head` no
+    /// longer counts `tag`, the successes are calls of a past generation: lifetime total only.
+    fn merge_successes(&self, tag: Tag, k: u64) {
+        if k == 0 {
+            return;
+        }
+        let m = k.min(self.size);
+        // RMW / LOAD: see the orderings note in `window`.
+        let mut cur = self.head.load(LOAD);
+        let (h, start, retire) = loop {
+            if tag_of_head(cur) != tag || kept_of(cur) != tag {
+                // RMW: a lifetime total, read only for metrics.
+                self.retired.fetch_add(k, RMW);
+                return;
+            }
+            let mut laps = laps_of(cur);
+            let mut pos = pos_of(cur) + m;
+            if pos >= self.size {
+                pos -= self.size;
+                laps += 1;
+            }
+            let mut retire = k - m;
+            if laps > LAPS_MASK {
+                // As in `step`: fold back to one full lap.
+                retire += (laps - 1) * self.size;
+                laps = 1;
+            }
+            let next = moved(cur, laps, pos);
+            match self.head.compare_exchange_weak(cur, next, RMW, LOAD) {
+                Ok(_) => break (next, pos_of(cur), retire),
+                Err(found) => cur = found,
+            }
+        };
+        // With no failure or slow call counted for `tag`, no claimed slot holds one: each
+        // holds a success of `tag`, or is empty or stale, which every later write treats
+        // alike. Writing them would change nothing, so the batch is that one CAS. (A racing
+        // recorder whose slot swap is not in `counts` yet may leave its outcome in a slot
+        // claimed here: "up to the outcomes in flight".)
+        let c = self.counts.load(LOAD);
+        let clean = tag_of_counts(c) == tag && field(c, FIELD_BITS) == 0 && field(c, 0) == 0;
+        if clean {
+            if retire != 0 {
+                // RMW: a lifetime total, read only for metrics.
+                self.retired.fetch_add(retire, RMW);
+            }
+            return;
+        }
+        let want = slot_value(tag, PRESENT);
+        let mut late = retire;
+        let mut i = start as usize;
+        for _ in 0..m {
+            let slot = &self.slots[i];
+            // A late slot took its claim back (`unclaim`); the success was admitted in time,
+            // so it stays a call of the lifetime total.
+            if slot.load(LOAD) != want && self.write_slot(slot, tag, 0, h, false) == Recorded::Late
+            {
+                late += 1;
+            }
+            i += 1;
+            if i == self.slots.len() {
+                i = 0;
+            }
+        }
+        if late != 0 {
+            // RMW: a lifetime total, read only for metrics.
+            self.retired.fetch_add(late, RMW);
+        }
+    }
+
+    /// A success under the current tag into the ring itself (one CAS on `head`), if it does
+    /// not reach `probe`.
+    #[inline(always)]
+    fn record_success_ring(&self, tag: Tag, probe: u64) -> Option<Recorded> {
         let mut cur = self.head.load(LOAD);
         loop {
             // `probe` can only be reached on the first lap.
@@ -286,6 +552,7 @@ impl CountWindow {
     /// Records `bits` under `tag`. Counts are returned when `want_counts`, or when this record
     /// is this generation's `probe`-th (the minimum-calls threshold: the one moment a
     /// success can make a rate reach its threshold; later successes only lower the rates).
+    /// The caller drains the stripes first (see "Striped successes"; `Window` does).
     #[inline]
     pub(crate) fn record(&self, tag: Tag, bits: u32, want_counts: bool, probe: u64) -> Recorded {
         let Some((h, pos)) = self.advance_head(tag, true, false) else {
@@ -400,6 +667,7 @@ impl CountWindow {
 #[cfg(all(test, not(breakerbox_loom)))]
 mod tests {
     use super::*;
+    use crate::stripes::Stripes;
 
     fn t(n: u32) -> Tag {
         Tag::of(n)
@@ -514,6 +782,129 @@ mod tests {
                 slow: 0
             }
         );
+    }
+
+    /// Drives two windows through the same outcomes: `ring` records everything in its ring,
+    /// `striped` records successes into two stripes by turns (two owners, in sequence) and
+    /// drains before everything else, as the breaker does. They must agree after every step.
+    #[test]
+    fn striped_successes_are_exact_sequentially() {
+        let size = 8;
+        for probe in [0, 3] {
+            let ring = CountWindow::new(size, t(0));
+            let striped = CountWindow::new(size, t(0));
+            let stripes = Stripes::fixed(2);
+            let mut gen = 0;
+            let mut x = 0x9E37_79B9_u32;
+            for step in 0..20_000u32 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                match x % 64 {
+                    // A transition now and then: the next CLOSED generation.
+                    0 => {
+                        gen += 1;
+                        ring.reset(t(gen));
+                        striped.drain(&stripes);
+                        striped.reset(t(gen));
+                    }
+                    1..=6 => {
+                        let bits = if x.is_multiple_of(2) { FAILED } else { FAILED | SLOW };
+                        ring.record(t(gen), bits, false, probe);
+                        striped.drain(&stripes);
+                        striped.record(t(gen), bits, false, probe);
+                    }
+                    _ => {
+                        ring.record(t(gen), 0, false, probe);
+                        let stripe = stripes.at((step % 2) as usize);
+                        if striped
+                            .record_success_striped(t(gen), probe, stripe)
+                            .is_none()
+                        {
+                            striped.drain(&stripes);
+                            striped.record(t(gen), 0, false, probe);
+                        }
+                    }
+                }
+                striped.drain(&stripes);
+                assert_eq!(striped.counts(t(gen)), ring.counts(t(gen)), "step {step}");
+                assert_eq!(
+                    striped.lifetime_calls(),
+                    ring.lifetime_calls(),
+                    "step {step}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_owner_takes_its_batch_into_the_ring() {
+        let w = CountWindow::new(4, t(1));
+        let stripes = Stripes::fixed(1);
+        for _ in 0..4 {
+            rec(&w, 1, FAILED);
+        }
+        for _ in 0..BATCH {
+            assert!(w.record_success_striped(t(1), 0, stripes.at(0)).is_some());
+        }
+        // No drain: the batch itself pushed failures out (all four, or BATCH of them).
+        assert_eq!(
+            w.counts(t(1)),
+            Counts {
+                calls: 4,
+                failures: 4u64.saturating_sub(BATCH),
+                slow: 0
+            }
+        );
+        assert_eq!(w.lifetime_calls(), 4 + BATCH);
+    }
+
+    #[test]
+    fn a_success_that_missed_the_drain_is_a_call_of_its_own_generation_only() {
+        let w = CountWindow::new(4, t(1));
+        let stripes = Stripes::fixed(1);
+        let s = stripes.at(0);
+        rec(&w, 1, FAILED);
+        assert!(w.record_success_striped(t(1), 0, s).is_some());
+        w.drain(&stripes);
+        assert_eq!(w.lifetime_calls(), 2);
+        // This success lands after the transition's drain (it raced it): the transition
+        // below does not drain again.
+        assert!(w.record_success_striped(t(1), 0, s).is_some());
+        w.seal(t(2));
+        w.reset(t(3));
+        assert_eq!(w.counts(t(3)), Counts::default());
+        assert!(
+            w.record_success_striped(t(1), 0, s).is_none(),
+            "late: head moved on"
+        );
+        // The owner's next success, of generation 3, moves the straggler to the lifetime
+        // total (not into generation 3's window) and counts itself.
+        assert!(w.record_success_striped(t(3), 0, s).is_some());
+        w.drain(&stripes);
+        assert_eq!(
+            w.counts(t(3)),
+            Counts {
+                calls: 1,
+                failures: 0,
+                slow: 0
+            }
+        );
+        assert_eq!(w.lifetime_calls(), 4);
+    }
+
+    #[test]
+    fn a_drain_moves_past_generations_to_the_lifetime_total() {
+        let w = CountWindow::new(4, t(1));
+        let stripes = Stripes::fixed(2);
+        assert!(w.record_success_striped(t(1), 0, stripes.at(0)).is_some());
+        assert!(w.record_success_striped(t(1), 0, stripes.at(1)).is_some());
+        w.seal(t(2)); // without a drain, as if both raced it
+        w.drain(&stripes);
+        assert_eq!(w.lifetime_calls(), 2);
+        assert_eq!(w.counts(t(2)).calls, 0);
+        w.drain(&stripes); // nothing is taken twice
+        assert_eq!(w.lifetime_calls(), 2);
     }
 
     #[test]

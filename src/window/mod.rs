@@ -54,6 +54,7 @@
 //! each word a happens-before chain, which the loom models exercise; after the threads join,
 //! every count is exact (the models check it).
 
+use crate::stripes::Stripes;
 use crate::sync::Ordering;
 
 pub(crate) mod count;
@@ -121,34 +122,47 @@ impl Window {
         now_ns: u64,
         want_counts: bool,
         probe: u64,
+        stripes: &Stripes,
     ) -> Recorded {
         match self {
-            Window::Count(w) => w.record(tag, bits, want_counts, probe),
+            Window::Count(w) => {
+                w.drain(stripes);
+                w.record(tag, bits, want_counts, probe)
+            }
             Window::Time(w) => w.record(tag, bits, now_ns, want_counts),
         }
     }
 
     /// Starts counting for `tag` (a no-op if the window already counts for it or a newer tag).
-    pub(crate) fn reset(&self, tag: Tag) {
+    pub(crate) fn reset(&self, tag: Tag, stripes: &Stripes) {
         match self {
-            Window::Count(w) => w.reset(tag),
+            Window::Count(w) => {
+                w.drain(stripes);
+                w.reset(tag)
+            }
             Window::Time(w) => w.reset(tag),
         }
     }
 
     /// Stops accepting outcomes of tags older than `tag`, keeping the current counts visible
     /// to metrics (used when the breaker leaves CLOSED).
-    pub(crate) fn seal(&self, tag: Tag, now_ns: u64) {
+    pub(crate) fn seal(&self, tag: Tag, now_ns: u64, stripes: &Stripes) {
         match self {
-            Window::Count(w) => w.seal(tag),
+            Window::Count(w) => {
+                w.drain(stripes);
+                w.seal(tag)
+            }
             Window::Time(w) => w.seal(tag, now_ns),
         }
     }
 
     /// The counts for whichever generation the window currently counts.
-    pub(crate) fn current_counts(&self, now_ns: u64) -> Counts {
+    pub(crate) fn current_counts(&self, now_ns: u64, stripes: &Stripes) -> Counts {
         match self {
-            Window::Count(w) => w.counts(w.current_tag()),
+            Window::Count(w) => {
+                w.drain(stripes);
+                w.counts(w.current_tag())
+            }
             Window::Time(w) => w.current_counts(now_ns),
         }
     }

@@ -1,0 +1,298 @@
+//! Per-thread stripes: where the two per-call writes of the common paths go, so that threads
+//! sharing a breaker do not write a shared cache line on every call.
+//!
+//! - A **rejection** adds one to the rejecting thread's stripe.
+//! - A **success in CLOSED** (count window, past the minimum calls) adds one to the thread's
+//!   stripe; the count window takes the stripes' successes into its ring in batches (see
+//!   `window::count`, "Striped successes").
+//!
+//! Each thread that uses breakers gets a small process-wide *slot* number from a registry that
+//! hands out the lowest free one and takes it back when the thread exits, so the live threads'
+//! slots are distinct. A breaker's stripe table is indexed by slot, and stripe `i` has exactly
+//! one writing owner (the thread holding slot `i`) for the counts the owner adds: the owner adds
+//! with a load and a plain store (no locked instruction, no line another core writes), which is
+//! what makes these paths as cheap as a store. A slot handed to a new thread carries the old
+//! owner's counts on (they only ever grow); the registry's mutex orders the old owner's last
+//! store before the new owner's first load.
+//!
+//! The table is allocated on a breaker's first striped write, with one line per expected
+//! thread: `2 * available_parallelism`, rounded up to a power of two, at least 4 and at most
+//! [`MAX_STRIPES`]. A thread whose slot is past the table (more threads than that use the
+//! breaker), or that is exiting, takes the shared path instead: the window's CAS for a success,
+//! a `fetch_add` on one shared word for a rejection. Both paths are exact.
+//!
+//! Under loom (`--cfg breakerbox_loom`) no thread has a slot (the registry uses std's
+//! thread-locals, which the models do not see) and every write takes the shared path; the
+//! window models pass stripes explicitly ([`Stripes::fixed`], [`Stripes::at`]).
+
+use crate::sync::{atomic_u64, AtomicU64, Ordering};
+use crossbeam_utils::CachePadded;
+
+/// Most stripes (cache lines) a breaker's table has.
+pub(crate) const MAX_STRIPES: usize = 64;
+
+/// One thread's line in one breaker.
+pub(crate) struct Stripe {
+    /// `[tag:16][count]`: successes the owner recorded for generation `tag` (see
+    /// `window::count`). Written by the owner only (load + store).
+    pub(crate) successes: AtomicU64,
+    /// `[tag:16][count]`: how many of `successes` have been taken into the window, moved
+    /// forward by any thread with a CAS (so each success is taken exactly once).
+    pub(crate) merged: AtomicU64,
+    /// Rejections counted through this stripe. Written by the owner only.
+    rejected: AtomicU64,
+}
+
+impl Stripe {
+    fn new() -> Self {
+        Stripe {
+            successes: atomic_u64(0),
+            merged: atomic_u64(0),
+            rejected: atomic_u64(0),
+        }
+    }
+}
+
+/// A breaker's stripe table and its shared fallback counter.
+pub(crate) struct Stripes {
+    table: std::sync::OnceLock<Box<[CachePadded<Stripe>]>>,
+    /// Rejections of threads without a stripe.
+    rejected_shared: CachePadded<AtomicU64>,
+}
+
+impl Stripes {
+    pub(crate) fn new() -> Self {
+        Stripes {
+            table: std::sync::OnceLock::new(),
+            rejected_shared: CachePadded::new(atomic_u64(0)),
+        }
+    }
+
+    /// A table of `n` stripes from the start, for models and tests that pick stripes by hand.
+    #[cfg(any(test, breakerbox_loom))]
+    pub(crate) fn fixed(n: usize) -> Self {
+        let s = Stripes::new();
+        let _ = s
+            .table
+            .set((0..n).map(|_| CachePadded::new(Stripe::new())).collect());
+        s
+    }
+
+    /// Stripe `i` of a [`fixed`](Self::fixed) table.
+    #[cfg(any(test, breakerbox_loom))]
+    pub(crate) fn at(&self, i: usize) -> &Stripe {
+        &self.all()[i]
+    }
+
+    /// The calling thread's stripe, allocating the table on first use; `None` when the thread
+    /// has no slot or its slot is past the table.
+    #[inline(always)]
+    pub(crate) fn mine(&self) -> Option<&Stripe> {
+        let i = slot::current()?;
+        let table = match self.table.get() {
+            Some(t) => t,
+            None => self.allocate(),
+        };
+        table.get(i).map(|s| &**s)
+    }
+
+    #[cold]
+    fn allocate(&self) -> &[CachePadded<Stripe>] {
+        self.table.get_or_init(|| {
+            let n = std::thread::available_parallelism()
+                .map_or(4, |n| n.get())
+                .saturating_mul(2)
+                .next_power_of_two()
+                .clamp(4, MAX_STRIPES);
+            (0..n).map(|_| CachePadded::new(Stripe::new())).collect()
+        })
+    }
+
+    /// Every stripe (none before the table is allocated).
+    #[inline]
+    pub(crate) fn all(&self) -> &[CachePadded<Stripe>] {
+        self.table.get().map_or(&[], |t| t)
+    }
+
+    /// Counts one rejection.
+    #[inline(always)]
+    pub(crate) fn add_rejected(&self) {
+        match self.mine() {
+            Some(s) => {
+                // Relaxed, and a load + store rather than an RMW: only this thread writes the
+                // word (module doc), so nothing can come between the two; the count publishes
+                // no other memory, and a reader summing it needs no edge from it.
+                let n = s.rejected.load(Ordering::Relaxed);
+                s.rejected.store(n.wrapping_add(1), Ordering::Relaxed);
+            }
+            // Relaxed: a statistic; it publishes no other memory.
+            None => _ = self.rejected_shared.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// Rejections so far. Increments racing the read may or may not be included; each is
+    /// included by every read that starts after it returned (or after anything that happened
+    /// after it).
+    pub(crate) fn rejected(&self) -> u64 {
+        // Relaxed: a statistic. Coherence alone makes each word's value at least the last one
+        // written before this read in happens-before order.
+        let shared = self.rejected_shared.load(Ordering::Relaxed);
+        self.all().iter().fold(shared, |sum, s| {
+            sum.wrapping_add(s.rejected.load(Ordering::Relaxed))
+        })
+    }
+
+    /// Heap bytes (the table, once allocated).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        std::mem::size_of_val(self.all())
+    }
+}
+
+/// The process-wide slot registry (module doc).
+#[cfg(not(breakerbox_loom))]
+mod slot {
+    use std::cell::Cell;
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    use std::sync::{Mutex, PoisonError};
+
+    /// `SLOT` of a thread that has not asked yet.
+    const UNASSIGNED: u32 = u32::MAX;
+    /// `SLOT` of a thread that is exiting (or could not register): no stripe from now on.
+    const NONE: u32 = u32::MAX - 1;
+
+    struct Registry {
+        next: u32,
+        free: BinaryHeap<Reverse<u32>>,
+    }
+
+    static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+        next: 0,
+        free: BinaryHeap::new(),
+    });
+
+    thread_local! {
+        // No destructor: readable for the thread's whole life, also from other destructors.
+        static SLOT: Cell<u32> = const { Cell::new(UNASSIGNED) };
+        // Its destructor gives the slot back when the thread exits.
+        static GUARD: Guard = const { Guard };
+    }
+
+    struct Guard;
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let s = SLOT.with(|c| c.replace(NONE));
+            if s < NONE {
+                // The mutex orders this thread's last stripe writes (before this point) before
+                // the next owner's first, which takes the slot under the same mutex.
+                let mut r = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
+                r.free.push(Reverse(s));
+            }
+        }
+    }
+
+    /// The calling thread's slot, if it has one.
+    #[inline(always)]
+    pub(super) fn current() -> Option<usize> {
+        match SLOT.with(Cell::get) {
+            UNASSIGNED => assign(),
+            NONE => None,
+            s => Some(s as usize),
+        }
+    }
+
+    #[cold]
+    fn assign() -> Option<usize> {
+        // Registering the guard fails once the thread's destructors have started: no slot then.
+        if GUARD.try_with(|_| ()).is_err() {
+            SLOT.with(|c| c.set(NONE));
+            return None;
+        }
+        let s = {
+            let mut r = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
+            match r.free.pop() {
+                Some(Reverse(s)) => s,
+                None if r.next < NONE => {
+                    r.next += 1;
+                    r.next - 1
+                }
+                None => NONE,
+            }
+        };
+        SLOT.with(|c| c.set(s));
+        (s < NONE).then_some(s as usize)
+    }
+}
+
+/// Under loom no thread has a slot (module doc).
+#[cfg(breakerbox_loom)]
+mod slot {
+    #[inline(always)]
+    pub(super) fn current() -> Option<usize> {
+        None
+    }
+}
+
+#[cfg(all(test, not(breakerbox_loom)))]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Barrier};
+
+    #[test]
+    fn one_thread_counts_in_its_own_stripe() {
+        let s = Stripes::new();
+        assert_eq!(s.heap_bytes(), 0);
+        for _ in 0..10_000 {
+            s.add_rejected();
+        }
+        assert_eq!(s.rejected(), 10_000);
+        assert!(s.heap_bytes() > 0);
+        assert!(s.heap_bytes() <= MAX_STRIPES * std::mem::size_of::<CachePadded<Stripe>>());
+    }
+
+    #[test]
+    fn racing_totals_are_exact() {
+        let s = Arc::new(Stripes::new());
+        // More threads than most tables have stripes: some take the shared path.
+        let threads = 12;
+        // Miri interprets every step: fewer rounds there, still racing.
+        let per = if cfg!(miri) { 100 } else { 100_000 };
+        let barrier = Arc::new(Barrier::new(threads));
+        let hs: Vec<_> = (0..threads)
+            .map(|_| {
+                let (s, barrier) = (s.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    for _ in 0..per {
+                        s.add_rejected();
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        assert_eq!(s.rejected(), (threads * per) as u64);
+    }
+
+    #[test]
+    fn live_threads_hold_distinct_slots() {
+        let threads = 8;
+        let barrier = Arc::new(Barrier::new(threads));
+        let hs: Vec<_> = (0..threads)
+            .map(|_| {
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    let s = slot::current().unwrap();
+                    barrier.wait(); // all alive at once
+                    s
+                })
+            })
+            .collect();
+        let mut slots: Vec<_> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+        slots.sort_unstable();
+        slots.dedup();
+        assert_eq!(slots.len(), threads);
+    }
+}
