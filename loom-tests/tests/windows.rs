@@ -21,6 +21,16 @@ fn count_window_sealed_shows_only_counted() {
 }
 
 #[test]
+fn count_window_striped_successes_race_a_failure() {
+    model(m::count_window_striped_successes_race_a_failure);
+}
+
+#[test]
+fn count_window_striped_success_races_a_transition() {
+    model(m::count_window_striped_success_races_a_transition);
+}
+
+#[test]
 fn time_window_survives_tag_wrap() {
     model(m::time_window_survives_tag_wrap);
 }

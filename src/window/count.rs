@@ -809,7 +809,11 @@ mod tests {
                         striped.reset(t(gen));
                     }
                     1..=6 => {
-                        let bits = if x.is_multiple_of(2) { FAILED } else { FAILED | SLOW };
+                        let bits = if x.is_multiple_of(2) {
+                            FAILED
+                        } else {
+                            FAILED | SLOW
+                        };
                         ring.record(t(gen), bits, false, probe);
                         striped.drain(&stripes);
                         striped.record(t(gen), bits, false, probe);

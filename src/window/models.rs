@@ -157,3 +157,90 @@ pub fn streak_survives_tag_wrap() {
         }
     }
 }
+
+/// Striped successes (`count`, "Striped successes") race a failure: owner A records two
+/// successes into its stripe (the second is a whole batch: A takes it into the ring), while B
+/// records one success into its own stripe and then a failure, draining the stripes first.
+/// B's failure sees at least its own success; afterwards the window is exact and no success was
+/// taken twice or lost.
+pub fn count_window_striped_successes_race_a_failure() {
+    use crate::stripes::Stripes;
+    let w = Arc::new(CountWindow::new(4, Tag::of(0)));
+    let stripes = Arc::new(Stripes::fixed(2));
+    let a = {
+        let (w, stripes) = (w.clone(), stripes.clone());
+        thread::spawn(move || {
+            for _ in 0..2 {
+                assert!(w
+                    .record_success_striped(Tag::of(0), 0, stripes.at(0))
+                    .is_some());
+            }
+        })
+    };
+    let b = {
+        let (w, stripes) = (w.clone(), stripes.clone());
+        thread::spawn(move || {
+            assert!(w
+                .record_success_striped(Tag::of(0), 0, stripes.at(1))
+                .is_some());
+            w.drain(&stripes);
+            match w.record(Tag::of(0), FAILED, true, 0) {
+                Recorded::Counted(Some(c)) => c,
+                other => panic!("{other:?}"),
+            }
+        })
+    };
+    a.join().unwrap();
+    let seen = b.join().unwrap();
+    assert!(seen.calls >= 2 && seen.calls <= 4, "{seen:?}");
+    assert_eq!(seen.failures, 1);
+    w.drain(&stripes);
+    assert_eq!(w.counts(Tag::of(0)), exact(4, 1));
+    assert_eq!(w.lifetime_calls(), 4);
+}
+
+/// A striped success races the end of its generation (drain + seal, then drain + reset): it is
+/// counted at most once and never in the next generation's window. Then the owner's first
+/// success of the next generation (its stripe restarts at the new tag, moving any straggler to
+/// the lifetime total) races another drain: each success is taken exactly once.
+pub fn count_window_striped_success_races_a_transition() {
+    use crate::stripes::Stripes;
+    let w = Arc::new(CountWindow::new(2, Tag::of(0)));
+    let stripes = Arc::new(Stripes::fixed(1));
+    let owner = {
+        let (w, stripes) = (w.clone(), stripes.clone());
+        thread::spawn(move || {
+            w.record_success_striped(Tag::of(0), 0, stripes.at(0))
+                .is_some()
+        })
+    };
+    let transition = {
+        let (w, stripes) = (w.clone(), stripes.clone());
+        thread::spawn(move || {
+            w.drain(&stripes);
+            w.seal(Tag::of(1));
+            w.drain(&stripes);
+            w.reset(Tag::of(2));
+        })
+    };
+    transition.join().unwrap();
+    let counted = u64::from(owner.join().unwrap());
+    assert_eq!(w.counts(Tag::of(2)), Counts::default());
+    let owner = {
+        let (w, stripes) = (w.clone(), stripes.clone());
+        thread::spawn(move || {
+            assert!(w
+                .record_success_striped(Tag::of(2), 0, stripes.at(0))
+                .is_some());
+        })
+    };
+    let drainer = {
+        let (w, stripes) = (w.clone(), stripes.clone());
+        thread::spawn(move || w.drain(&stripes))
+    };
+    owner.join().unwrap();
+    drainer.join().unwrap();
+    w.drain(&stripes);
+    assert_eq!(w.counts(Tag::of(2)), exact(1, 0));
+    assert_eq!(w.lifetime_calls(), counted + 1);
+}
