@@ -476,7 +476,7 @@ impl<C: Clock> CircuitBreaker<C> {
                 // The time window returns counts when this success may raise a rate (a
                 // bucket rolled over, or the minimum calls were reached).
                 Window::Time(w) => {
-                    let r = w.record(tag, 0, self.clock.recent_nanos(), false);
+                    let r = w.record_success_fast(tag, self.clock.recent_nanos(), &self.stripes);
                     return self.after_fast_success(t, r);
                 }
             }
@@ -1051,7 +1051,8 @@ impl<C: Clock> CircuitBreaker<C> {
         let counts = self.window.current_counts(now, &self.stripes);
         let t = &self.totals;
         let failures = read(&t.failures);
-        let calls = self.window.lifetime_calls() + read(&t.trial_calls) + read(&t.pass_calls);
+        let calls =
+            self.window.lifetime_calls(&self.stripes) + read(&t.trial_calls) + read(&t.pass_calls);
         // The sum above is read word by word while threads record (and a record that turns
         // late takes its claim back), so it can dip between snapshots; the reported total is
         // its high-water mark, so it never does (a Prometheus counter must not go backwards).

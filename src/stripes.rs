@@ -39,6 +39,9 @@ pub(crate) struct Stripe {
     /// `[tag:16][count]`: how many of `successes` have been taken into the window, moved
     /// forward by any thread with a CAS (so each success is taken exactly once).
     pub(crate) merged: AtomicU64,
+    /// Time window: calls recorded through this stripe (monotonic; see `window::time`).
+    /// Written by the owner only.
+    calls: AtomicU64,
     /// Rejections counted through this stripe. Written by the owner only.
     rejected: AtomicU64,
 }
@@ -48,8 +51,21 @@ impl Stripe {
         Stripe {
             successes: atomic_u64(0),
             merged: atomic_u64(0),
+            calls: atomic_u64(0),
             rejected: atomic_u64(0),
         }
+    }
+
+    /// The owner: one more call in the time window's total.
+    #[inline(always)]
+    pub(crate) fn add_call(&self) {
+        // Relaxed, and a load + store: only this thread writes the word (module doc). The time
+        // window's readers sum it as a statistic of totals (see `window::time`): a reader that
+        // happens after this store sees it by coherence, and one racing it may miss it, which
+        // the window's documented approximation (a call in flight at a bucket snapshot may
+        // count in the neighbouring bucket) already covers.
+        let n = self.calls.load(Ordering::Relaxed);
+        self.calls.store(n.wrapping_add(1), Ordering::Relaxed);
     }
 }
 
@@ -139,6 +155,15 @@ impl Stripes {
         let shared = self.rejected_shared.load(Ordering::Relaxed);
         self.all().iter().fold(shared, |sum, s| {
             sum.wrapping_add(s.rejected.load(Ordering::Relaxed))
+        })
+    }
+
+    /// The time window's calls counted in the stripes.
+    #[inline]
+    pub(crate) fn calls(&self) -> u64 {
+        // Relaxed: see `Stripe::add_call`.
+        self.all().iter().fold(0u64, |sum, s| {
+            sum.wrapping_add(s.calls.load(Ordering::Relaxed))
         })
     }
 

@@ -31,6 +31,11 @@ fn count_window_striped_success_races_a_transition() {
 }
 
 #[test]
+fn time_window_striped_successes_race_a_failure() {
+    model(m::time_window_striped_successes_race_a_failure);
+}
+
+#[test]
 fn time_window_survives_tag_wrap() {
     model(m::time_window_survives_tag_wrap);
 }

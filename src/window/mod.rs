@@ -129,7 +129,7 @@ impl Window {
                 w.drain(stripes);
                 w.record(tag, bits, want_counts, probe)
             }
-            Window::Time(w) => w.record(tag, bits, now_ns, want_counts),
+            Window::Time(w) => w.record(tag, bits, now_ns, want_counts, stripes),
         }
     }
 
@@ -152,7 +152,7 @@ impl Window {
                 w.drain(stripes);
                 w.seal(tag)
             }
-            Window::Time(w) => w.seal(tag, now_ns),
+            Window::Time(w) => w.seal(tag, now_ns, stripes),
         }
     }
 
@@ -163,15 +163,15 @@ impl Window {
                 w.drain(stripes);
                 w.counts(w.current_tag())
             }
-            Window::Time(w) => w.current_counts(now_ns),
+            Window::Time(w) => w.current_counts(now_ns, stripes),
         }
     }
 
     /// Calls recorded into this window over its whole life (all generations).
-    pub(crate) fn lifetime_calls(&self) -> u64 {
+    pub(crate) fn lifetime_calls(&self, stripes: &Stripes) -> u64 {
         match self {
             Window::Count(w) => w.lifetime_calls(),
-            Window::Time(w) => w.lifetime_calls(),
+            Window::Time(w) => w.lifetime_calls(stripes),
         }
     }
 

@@ -96,6 +96,7 @@ pub fn count_window_sealed_shows_only_counted() {
 /// and the next reset; the new generation then shows exactly its own outcomes.
 pub fn time_window_survives_tag_wrap() {
     let w = Arc::new(TimeWindow::new(MS, 2, Tag::of(0), 0));
+    let st = Arc::new(crate::stripes::Stripes::new());
     let mut gen = 0u32;
     let mut now = 0;
     for _ in 0..2 {
@@ -103,13 +104,13 @@ pub fn time_window_survives_tag_wrap() {
         w.reset(Tag::of(gen));
         let old = gen;
         let r = {
-            let w = w.clone();
-            thread::spawn(move || w.record(Tag::of(old), FAILED, now, false))
+            let (w, st) = (w.clone(), st.clone());
+            thread::spawn(move || w.record(Tag::of(old), FAILED, now, false, &st))
         };
         let t = {
-            let w = w.clone();
+            let (w, st) = (w.clone(), st.clone());
             thread::spawn(move || {
-                w.seal(Tag::of(old + 1), now);
+                w.seal(Tag::of(old + 1), now, &st);
                 w.reset(Tag::of(old + 2));
             })
         };
@@ -117,16 +118,20 @@ pub fn time_window_survives_tag_wrap() {
         let _ = r.join().unwrap();
         gen += 2;
         now += 10 * MS;
-        assert_eq!(w.counts(Tag::of(gen), now), Counts::default(), "gen {gen}");
-        w.record(Tag::of(gen), FAILED, now, false);
-        w.record(Tag::of(gen), 0, now, false);
-        assert_eq!(w.counts(Tag::of(gen), now), exact(2, 1), "gen {gen}");
+        assert_eq!(
+            w.counts(Tag::of(gen), now, &st),
+            Counts::default(),
+            "gen {gen}"
+        );
+        w.record(Tag::of(gen), FAILED, now, false, &st);
+        w.record(Tag::of(gen), 0, now, false, &st);
+        assert_eq!(w.counts(Tag::of(gen), now, &st), exact(2, 1), "gen {gen}");
         for _ in 0..9 {
             gen += 1;
-            w.seal(Tag::of(gen), now);
+            w.seal(Tag::of(gen), now, &st);
         }
         assert_eq!(
-            w.record(Tag::of(gen - 3), FAILED, now, false),
+            w.record(Tag::of(gen - 3), FAILED, now, false, &st),
             Recorded::Late
         );
     }
@@ -243,4 +248,35 @@ pub fn count_window_striped_success_races_a_transition() {
     w.drain(&stripes);
     assert_eq!(w.counts(Tag::of(2)), exact(1, 0));
     assert_eq!(w.lifetime_calls(), counted + 1);
+}
+
+/// The time window with striped successes: two owners record a success each into their
+/// stripes (the bucket is claimed and the minimum reached, so they take the striped path)
+/// while a third thread records a failure, which evaluates. The failure's counts include at
+/// least itself; afterwards the window's counts and the lifetime total are exact.
+pub fn time_window_striped_successes_race_a_failure() {
+    use crate::stripes::Stripes;
+    let w = Arc::new(TimeWindow::new(MS, 2, Tag::of(0), 1));
+    let st = Arc::new(Stripes::fixed(2));
+    // Claims the bucket and reaches the minimum (1): no probe pending from here on.
+    w.record(Tag::of(0), 0, 0, false, &st);
+    let owners: Vec<_> = (0..2)
+        .map(|i| {
+            let (w, st) = (w.clone(), st.clone());
+            thread::spawn(move || {
+                assert!(w.record_success_striped(Tag::of(0), 0, st.at(i)).is_some());
+            })
+        })
+        .collect();
+    let seen = match w.record(Tag::of(0), FAILED, 0, true, &st) {
+        Recorded::Counted(Some(c)) => c,
+        other => panic!("{other:?}"),
+    };
+    assert!(seen.calls >= 2 && seen.calls <= 4, "{seen:?}");
+    assert_eq!(seen.failures, 1);
+    for o in owners {
+        o.join().unwrap();
+    }
+    assert_eq!(w.counts(Tag::of(0), 0, &st), exact(4, 1));
+    assert_eq!(w.lifetime_calls(&st), 4);
 }

@@ -34,6 +34,7 @@
 
 use super::tag::{Age, Sweeper, Tag};
 use super::{Counts, Recorded, FAILED, LOAD, RMW, SLOW};
+use crate::stripes::{Stripe, Stripes};
 use crate::sync::{atomic_u64, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 use strength_reduce::StrengthReducedU64;
@@ -124,7 +125,7 @@ impl TimeWindow {
     /// window accepts `tag` afterwards. `seal` (the time now) also freezes the counts of the
     /// generation left, if it was not sealed already.
     #[inline]
-    fn enter(&self, tag: Tag, seal: Option<u64>) -> bool {
+    fn enter(&self, tag: Tag, seal: Option<(u64, &Stripes)>) -> bool {
         // RMW / LOAD: see the orderings note in `window`.
         let mut cur = self.gate.tag.load(LOAD);
         loop {
@@ -135,10 +136,10 @@ impl TimeWindow {
                 Age::Older => {}
             }
             let mut next = tag.bits();
-            if let Some(now_ns) = seal {
+            if let Some((now_ns, stripes)) = seal {
                 next |= SEALED;
                 if cur & SEALED == 0 {
-                    self.freeze(self.live_counts(t, now_ns).0);
+                    self.freeze(self.live_counts(t, now_ns, stripes).0);
                 }
             }
             match self.gate.tag.compare_exchange_weak(cur, next, RMW, LOAD) {
@@ -172,7 +173,14 @@ impl TimeWindow {
     /// Records `bits` under `tag`. Counts are returned when `want_counts`, and whenever the
     /// record may have raised a rate (a new bucket, or the minimum calls reached).
     #[inline(always)]
-    pub(crate) fn record(&self, tag: Tag, bits: u32, now_ns: u64, want_counts: bool) -> Recorded {
+    pub(crate) fn record(
+        &self,
+        tag: Tag,
+        bits: u32,
+        now_ns: u64,
+        want_counts: bool,
+        stripes: &Stripes,
+    ) -> Recorded {
         if !self.enter(tag, None) {
             return Recorded::Late;
         }
@@ -190,7 +198,7 @@ impl TimeWindow {
                 Age::Newer => false,
             };
             if claim {
-                self.claim(bucket, cur, want);
+                self.claim(bucket, cur, want, stripes);
                 evaluate = self.minimum != 0 || want_counts;
             }
         }
@@ -204,30 +212,83 @@ impl TimeWindow {
         }
         // Relaxed: a hint; a stale value only costs (or skips) one evaluation, which the next
         // bucket roll-over or failure makes up for.
-        if !evaluate && total != self.gate.probe_at.load(Ordering::Relaxed) {
+        let probe = self.gate.probe_at.load(Ordering::Relaxed);
+        // The total includes the stripes' calls (summed only while a probe is pending, i.e.
+        // while the window is below its minimum calls and no success is striped).
+        if !evaluate && (probe == 0 || total.wrapping_add(stripes.calls()) < probe) {
             return Recorded::Counted(None);
         }
-        Recorded::Counted(Some(self.evaluate(tag, now_ns)))
+        Recorded::Counted(Some(self.evaluate(tag, now_ns, stripes)))
+    }
+
+    /// A success into `stripe` (which only the calling thread writes): a load and a store, no
+    /// shared write. Only when nothing else is due: the gate holds `tag` (unsealed), no
+    /// minimum-calls probe is pending, and the bucket of `now_ns` is claimed already (the
+    /// first record of a bucket takes [`record`](Self::record), which evaluates). `None`
+    /// otherwise, without touching anything.
+    #[inline(always)]
+    pub(crate) fn record_success_striped(
+        &self,
+        tag: Tag,
+        now_ns: u64,
+        stripe: &Stripe,
+    ) -> Option<Recorded> {
+        // Relaxed (probe): a hint, as in `record`; a stale 0 lets one success skip the probe,
+        // which the next failure or bucket roll-over evaluates.
+        if self.gate.tag.load(LOAD) != tag.bits() || self.gate.probe_at.load(Ordering::Relaxed) != 0
+        {
+            return None;
+        }
+        let epoch = (now_ns / self.width + 1) & EPOCH_MASK;
+        let bucket = &self.buckets[(epoch % self.count) as usize];
+        if bucket.stamp.load(LOAD) & !READY != stamp(tag, epoch) {
+            return None;
+        }
+        stripe.add_call();
+        Some(Recorded::Counted(None))
+    }
+
+    /// A success: into the thread's stripe when it may ([`record_success_striped`]), else
+    /// through [`record`](Self::record). Counts are returned when it may raise a rate.
+    ///
+    /// [`record_success_striped`]: Self::record_success_striped
+    #[inline(always)]
+    pub(crate) fn record_success_fast(&self, tag: Tag, now_ns: u64, stripes: &Stripes) -> Recorded {
+        if let Some(stripe) = stripes.mine() {
+            if let Some(r) = self.record_success_striped(tag, now_ns, stripe) {
+                return r;
+            }
+        }
+        self.record(tag, 0, now_ns, false, stripes)
     }
 
     #[cold]
-    fn evaluate(&self, tag: Tag, now_ns: u64) -> Counts {
-        let (c, total) = self.live_counts(tag, now_ns);
+    fn evaluate(&self, tag: Tag, now_ns: u64, stripes: &Stripes) -> Counts {
+        let (c, total) = self.live_counts(tag, now_ns, stripes);
         let probe = if self.minimum > c.calls {
             total - c.calls + self.minimum
         } else {
             0
         };
-        // Relaxed: see `record`.
-        self.gate.probe_at.store(probe, Ordering::Relaxed);
+        // Relaxed: see `record`. Stored only when it changes: every striped success reads
+        // this line, so a store of the same value would still take it from their caches.
+        if self.gate.probe_at.load(Ordering::Relaxed) != probe {
+            self.gate.probe_at.store(probe, Ordering::Relaxed);
+        }
         c
     }
 
+    /// All calls recorded: the shared total and the stripes'.
+    #[inline]
+    fn total_calls(&self, stripes: &Stripes) -> u64 {
+        self.calls.load(LOAD).wrapping_add(stripes.calls())
+    }
+
     #[cold]
-    fn claim(&self, bucket: &Bucket, seen: u64, want: u64) {
+    fn claim(&self, bucket: &Bucket, seen: u64, want: u64, stripes: &Stripes) {
         if bucket.stamp.compare_exchange(seen, want, RMW, LOAD).is_ok() {
             // This thread owns the bucket until it sets READY; evaluators skip it meanwhile.
-            let calls = self.calls.load(LOAD);
+            let calls = self.total_calls(stripes);
             let failures = self.bad[0].load(LOAD);
             let slow = self.bad[1].load(LOAD);
             // Relaxed: published by the Release half of the READY CAS just below.
@@ -246,12 +307,12 @@ impl TimeWindow {
     }
 
     /// Stops accepting outcomes of older tags; metrics show the counts frozen at this moment.
-    pub(crate) fn seal(&self, tag: Tag, now_ns: u64) {
-        self.enter(tag, Some(now_ns));
+    pub(crate) fn seal(&self, tag: Tag, now_ns: u64, stripes: &Stripes) {
+        self.enter(tag, Some((now_ns, stripes)));
     }
 
     /// The counts for `tag` and the `calls` total they were computed against.
-    fn live_counts(&self, tag: Tag, now_ns: u64) -> (Counts, u64) {
+    fn live_counts(&self, tag: Tag, now_ns: u64, stripes: &Stripes) -> (Counts, u64) {
         let epoch = (now_ns / self.width + 1) & EPOCH_MASK;
         let oldest = epoch.saturating_sub(self.n - 1).max(1);
         let mut start: Option<(u64, [u64; 3])> = None;
@@ -274,7 +335,7 @@ impl TimeWindow {
                 }
             }
         }
-        let total = self.calls.load(LOAD);
+        let total = self.total_calls(stripes);
         let Some((_, [c0, f0, s0])) = start else {
             return (Counts::default(), total);
         };
@@ -291,12 +352,12 @@ impl TimeWindow {
 
     /// The counts for `tag` now (tests and the loom models).
     #[cfg(any(test, breakerbox_loom))]
-    pub(crate) fn counts(&self, tag: Tag, now_ns: u64) -> Counts {
-        self.live_counts(tag, now_ns).0
+    pub(crate) fn counts(&self, tag: Tag, now_ns: u64, stripes: &Stripes) -> Counts {
+        self.live_counts(tag, now_ns, stripes).0
     }
 
     /// What metrics show: the live counts, or the frozen ones while sealed.
-    pub(crate) fn current_counts(&self, now_ns: u64) -> Counts {
+    pub(crate) fn current_counts(&self, now_ns: u64, stripes: &Stripes) -> Counts {
         let g = self.gate.tag.load(LOAD);
         if g & SEALED != 0 {
             // Relaxed: see `freeze`.
@@ -306,11 +367,11 @@ impl TimeWindow {
                 slow: self.frozen[2].load(Ordering::Relaxed),
             };
         }
-        self.live_counts(Tag::from_bits(g), now_ns).0
+        self.live_counts(Tag::from_bits(g), now_ns, stripes).0
     }
 
-    pub(crate) fn lifetime_calls(&self) -> u64 {
-        self.calls.load(LOAD)
+    pub(crate) fn lifetime_calls(&self, stripes: &Stripes) -> u64 {
+        self.total_calls(stripes)
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
@@ -324,8 +385,74 @@ mod tests {
 
     const MS: u64 = 1_000_000;
 
+    /// No stripes: every success through the shared total.
+    fn st() -> Stripes {
+        Stripes::new()
+    }
+
     fn t(n: u32) -> Tag {
         Tag::of(n)
+    }
+
+    /// The same outcomes into a window without stripes and one whose successes go to two
+    /// stripes by turns whenever they may: the counts agree after every step, across bucket
+    /// roll-overs, minimum-call probes and generations.
+    #[test]
+    fn striped_successes_are_exact_sequentially() {
+        // Miri interprets every step: fewer there.
+        const STEPS: u32 = if cfg!(miri) { 400 } else { 20_000 };
+        let plain = TimeWindow::new(10 * MS, 5, t(0), 4);
+        let striped = TimeWindow::new(10 * MS, 5, t(0), 4);
+        let none = st();
+        let stripes = Stripes::fixed(2);
+        let (mut gen, mut now, mut took) = (0, 0, 0);
+        let mut x = 0x2545_F491_u32;
+        for step in 0..STEPS {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            now += u64::from(x % 3) * MS;
+            match x % 50 {
+                0 => {
+                    gen += 1;
+                    plain.seal(t(gen), now, &none);
+                    striped.seal(t(gen), now, &stripes);
+                    gen += 1;
+                    plain.reset(t(gen));
+                    striped.reset(t(gen));
+                }
+                1..=5 => {
+                    let a = plain.record(t(gen), FAILED, now, true, &none);
+                    let b = striped.record(t(gen), FAILED, now, true, &stripes);
+                    assert_eq!(a, b, "step {step}");
+                }
+                _ => {
+                    let a = plain.record(t(gen), 0, now, false, &none);
+                    let b = match striped.record_success_striped(
+                        t(gen),
+                        now,
+                        stripes.at(step as usize % 2),
+                    ) {
+                        Some(r) => {
+                            took += 1;
+                            r
+                        }
+                        None => striped.record(t(gen), 0, now, false, &stripes),
+                    };
+                    assert_eq!(a, b, "step {step}");
+                }
+            }
+            assert_eq!(
+                plain.counts(t(gen), now, &none),
+                striped.counts(t(gen), now, &stripes),
+                "step {step}"
+            );
+            assert_eq!(
+                plain.lifetime_calls(&none),
+                striped.lifetime_calls(&stripes)
+            );
+        }
+        assert!(took > STEPS / 2, "the striped path was taken {took} times");
     }
 
     #[test]
@@ -333,19 +460,19 @@ mod tests {
         // 10 buckets of 100 ms: a 1 s window.
         let w = TimeWindow::new(100 * MS, 10, t(1), 0);
         for i in 0..5 {
-            w.record(t(1), FAILED, i * 10 * MS, false);
+            w.record(t(1), FAILED, i * 10 * MS, false, &st());
         }
         assert_eq!(
-            w.counts(t(1), 50 * MS),
+            w.counts(t(1), 50 * MS, &st()),
             Counts {
                 calls: 5,
                 failures: 5,
                 slow: 0
             }
         );
-        w.record(t(1), SLOW, 500 * MS, false);
+        w.record(t(1), SLOW, 500 * MS, false, &st());
         assert_eq!(
-            w.counts(t(1), 900 * MS),
+            w.counts(t(1), 900 * MS, &st()),
             Counts {
                 calls: 6,
                 failures: 5,
@@ -353,9 +480,9 @@ mod tests {
             }
         );
         // At 1.0 s bucket 0 (0..100 ms) leaves the window; the failures were all in it.
-        w.record(t(1), 0, 1000 * MS, false);
+        w.record(t(1), 0, 1000 * MS, false, &st());
         assert_eq!(
-            w.counts(t(1), 1000 * MS),
+            w.counts(t(1), 1000 * MS, &st()),
             Counts {
                 calls: 2,
                 failures: 0,
@@ -363,20 +490,20 @@ mod tests {
             }
         );
         // Long after, with no traffic, nothing is left.
-        assert_eq!(w.counts(t(1), 10_000 * MS), Counts::default());
-        assert_eq!(w.lifetime_calls(), 7);
+        assert_eq!(w.counts(t(1), 10_000 * MS, &st()), Counts::default());
+        assert_eq!(w.lifetime_calls(&st()), 7);
     }
 
     #[test]
     fn reset_and_late() {
         let w = TimeWindow::new(MS, 4, t(1), 0);
-        w.record(t(1), FAILED, 0, false);
+        w.record(t(1), FAILED, 0, false, &st());
         w.reset(t(2));
-        assert_eq!(w.counts(t(2), 0), Counts::default());
-        assert_eq!(w.record(t(1), FAILED, 0, false), Recorded::Late);
-        w.record(t(2), FAILED, 0, false);
+        assert_eq!(w.counts(t(2), 0, &st()), Counts::default());
+        assert_eq!(w.record(t(1), FAILED, 0, false, &st()), Recorded::Late);
+        w.record(t(2), FAILED, 0, false, &st());
         assert_eq!(
-            w.counts(t(2), 0),
+            w.counts(t(2), 0, &st()),
             Counts {
                 calls: 1,
                 failures: 1,
