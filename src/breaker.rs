@@ -1161,6 +1161,12 @@ impl<C: Clock> CircuitBreaker<C> {
 
     /// Heap bytes owned by the breaker beyond `size_of::<CircuitBreaker>()` (the window's
     /// ring or buckets, and the name).
+    #[doc(hidden)]
+    pub fn __debug(&self) -> String {
+        let st: Vec<String> = self.stripes.all().iter().map(|s| format!("{:x}/{:x}", s.successes.load(Ordering::SeqCst), s.merged.load(Ordering::SeqCst))).collect();
+        match &self.window { Window::Count(w) => format!("gen {} {} stripes {:?}", self.state.load().gen(), w.__debug(), st), _ => String::new() }
+    }
+
     pub fn heap_bytes(&self) -> usize {
         self.window.heap_bytes() + self.name.len() + self.stripes.heap_bytes()
     }

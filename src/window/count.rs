@@ -659,6 +659,12 @@ impl CountWindow {
         self.retired.load(LOAD).wrapping_add(self.seq(h))
     }
 
+    pub(crate) fn __debug(&self) -> String {
+        let h = self.head.load(LOAD);
+        let c = self.counts.load(LOAD);
+        format!("head tag {:?} kept {:?} laps {} pos {} counts {:x} retired {}", tag_of_head(h), kept_of(h), laps_of(h), pos_of(h), c, self.retired.load(LOAD))
+    }
+
     pub(crate) fn heap_bytes(&self) -> usize {
         self.slots.len() * std::mem::size_of::<AtomicU32>()
     }
