@@ -425,6 +425,13 @@ impl<C: Clock> CircuitBreaker<C> {
         false
     }
 
+    /// Whether generation `gen` is still the current one: what the windows ask before moving an
+    /// entry word to a newer tag (`window::Live`).
+    #[inline]
+    fn live(&self, gen: u32) -> impl Fn() -> bool + '_ {
+        move || self.state.load().gen() == gen
+    }
+
     /// The wait of opening number `step` (with jitter, if configured).
     fn wait_for(&self, step: u32) -> Duration {
         let r = if self.config.jitter > 0.0 {
@@ -476,7 +483,8 @@ impl<C: Clock> CircuitBreaker<C> {
                 // The time window returns counts when this success may raise a rate (a
                 // bucket rolled over, or the minimum calls were reached).
                 Window::Time(w) => {
-                    let r = w.record_success_fast(tag, self.clock.recent_nanos(), &self.stripes);
+                    let now = self.clock.recent_nanos();
+                    let r = w.record_success_fast(tag, now, &self.stripes, &self.live(t.gen()));
                     return self.after_fast_success(t, r);
                 }
             }
@@ -489,7 +497,7 @@ impl<C: Clock> CircuitBreaker<C> {
         let counted = r != Recorded::Late;
         if counted {
             if let Some(s) = &self.streak {
-                s.succeed(Tag::of(t.gen()));
+                s.succeed(Tag::of(t.gen()), &self.live(t.gen()));
             }
         }
         if let Recorded::Counted(Some(counts)) = r {
@@ -566,23 +574,25 @@ impl<C: Clock> CircuitBreaker<C> {
     #[inline]
     fn record_window(&self, t: Ticket, failed: bool, slow: bool, now: u64) -> bool {
         let tag = Tag::of(t.gen());
+        let live = &self.live(t.gen());
         let bits = if failed { FAILED } else { 0 } | if slow { SLOW } else { 0 };
         let may_trip = self.rules.may_trip(failed, slow);
-        let counts = match self
-            .window
-            .record(tag, bits, now, may_trip, self.probe, &self.stripes)
-        {
-            Recorded::Late => return false,
-            Recorded::Counted(c) => c,
-        };
+        let counts =
+            match self
+                .window
+                .record(tag, bits, now, may_trip, self.probe, &self.stripes, live)
+            {
+                Recorded::Late => return false,
+                Recorded::Counted(c) => c,
+            };
         let mut streak = 0;
         if let Some(s) = &self.streak {
             if failed {
                 // `None`: the streak already belongs to a newer generation. The window counted
                 // this outcome, so it stays counted; it just cannot extend that streak.
-                streak = s.fail(tag).unwrap_or(0);
+                streak = s.fail(tag, live).unwrap_or(0);
             } else {
-                s.succeed(tag);
+                s.succeed(tag, live);
             }
         }
         if let Some(counts) = counts {
@@ -742,15 +752,16 @@ impl<C: Clock> CircuitBreaker<C> {
         open_wait: Option<Duration>,
     ) {
         let tag = Tag::of(to.gen());
+        let live = &self.live(to.gen());
         if to.is(State::Closed) || to.is(State::MetricsOnly) {
-            self.window.reset(tag, &self.stripes);
+            self.window.reset(tag, &self.stripes, live);
         } else {
             // Outcomes of calls admitted before this transition are late from now on.
             self.window
-                .seal(tag, self.clock.recent_nanos(), &self.stripes);
+                .seal(tag, self.clock.recent_nanos(), &self.stripes, live);
         }
         if let Some(s) = &self.streak {
-            s.refresh(tag);
+            s.refresh(tag, live);
         }
         if to.is(State::HalfOpen) {
             let stamp = half_open_stamp(to.gen(), self.now_ms());
@@ -1161,12 +1172,6 @@ impl<C: Clock> CircuitBreaker<C> {
 
     /// Heap bytes owned by the breaker beyond `size_of::<CircuitBreaker>()` (the window's
     /// ring or buckets, and the name).
-    #[doc(hidden)]
-    pub fn __debug(&self) -> String {
-        let st: Vec<String> = self.stripes.all().iter().map(|s| format!("{:x}/{:x}", s.successes.load(Ordering::SeqCst), s.merged.load(Ordering::SeqCst))).collect();
-        match &self.window { Window::Count(w) => format!("gen {} {} stripes {:?}", self.state.load().gen(), w.__debug(), st), _ => String::new() }
-    }
-
     pub fn heap_bytes(&self) -> usize {
         self.window.heap_bytes() + self.name.len() + self.stripes.heap_bytes()
     }

@@ -57,7 +57,7 @@
 //! generation is a call in the lifetime total but may miss the sealed window's counts.
 
 use super::tag::{Age, Sweeper, Tag};
-use super::{Counts, Recorded, FAILED, LOAD, PRESENT, RMW, SLOW};
+use super::{Counts, Live, Recorded, FAILED, LOAD, PRESENT, RMW, SLOW};
 use crate::stripes::{Stripe, Stripes};
 use crate::sync::{atomic_u32, atomic_u64, AtomicU32, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
@@ -260,7 +260,13 @@ impl CountWindow {
     /// position and laps (sealing: the window stops accepting the old tag but still shows its
     /// counts).
     #[inline]
-    fn advance_head(&self, tag: Tag, claim: bool, keep: bool) -> Option<(u64, u64)> {
+    fn advance_head(
+        &self,
+        tag: Tag,
+        claim: bool,
+        keep: bool,
+        live: Live<'_>,
+    ) -> Option<(u64, u64)> {
         // RMW / LOAD: see the orderings note in `window`.
         let mut cur = self.head.load(LOAD);
         loop {
@@ -275,6 +281,8 @@ impl CountWindow {
                 }
                 // Sealing keeps the sequence of the generation it counts (the head's own tag,
                 // or the one an earlier seal kept).
+                // Moving to a newer tag: only while the caller's generation is current.
+                Age::Older if !live() => return None,
                 Age::Older if keep => (head(tag, kept_of(cur), laps_of(cur), pos_of(cur)), 0, 0),
                 Age::Older => (head(tag, tag, 0, claim as u64), 0, self.seq(cur)),
                 Age::Newer => return None,
@@ -317,6 +325,10 @@ impl CountWindow {
             let (f, s) = match tag.age_of(tag_of_counts(cur)) {
                 Age::Current if d_fail == 0 && d_slow == 0 => return Some(cur),
                 Age::Current => (field(cur, FIELD_BITS), field(cur, 0)),
+                // `counts` follows `head`, whose moves are guarded (`Live`): it moves to `tag`
+                // only once `head` holds it. (Checked again after any failed CAS: every move of
+                // `counts` changes its value.)
+                Age::Older if tag_of_head(self.head.load(LOAD)) != tag => return None,
                 Age::Older if keep => (field(cur, FIELD_BITS), field(cur, 0)),
                 Age::Older => (0, 0),
                 Age::Newer => return None,
@@ -554,8 +566,15 @@ impl CountWindow {
     /// success can make a rate reach its threshold; later successes only lower the rates).
     /// The caller drains the stripes first (see "Striped successes"; `Window` does).
     #[inline]
-    pub(crate) fn record(&self, tag: Tag, bits: u32, want_counts: bool, probe: u64) -> Recorded {
-        let Some((h, pos)) = self.advance_head(tag, true, false) else {
+    pub(crate) fn record(
+        &self,
+        tag: Tag,
+        bits: u32,
+        want_counts: bool,
+        probe: u64,
+        live: Live<'_>,
+    ) -> Recorded {
+        let Some((h, pos)) = self.advance_head(tag, true, false, live) else {
             return Recorded::Late;
         };
         let want_counts = want_counts || self.seq(h) == probe;
@@ -633,14 +652,14 @@ impl CountWindow {
         }
     }
 
-    pub(crate) fn reset(&self, tag: Tag) {
-        self.advance_head(tag, false, false);
+    pub(crate) fn reset(&self, tag: Tag, live: Live<'_>) {
+        self.advance_head(tag, false, false, live);
         self.adjust_counts(tag, 0, 0, false);
     }
 
     /// Stops accepting outcomes of tags older than `tag`, keeping the counts visible.
-    pub(crate) fn seal(&self, tag: Tag) {
-        self.advance_head(tag, false, true);
+    pub(crate) fn seal(&self, tag: Tag, live: Live<'_>) {
+        self.advance_head(tag, false, true, live);
         self.adjust_counts(tag, 0, 0, true);
     }
 
@@ -659,12 +678,6 @@ impl CountWindow {
         self.retired.load(LOAD).wrapping_add(self.seq(h))
     }
 
-    pub(crate) fn __debug(&self) -> String {
-        let h = self.head.load(LOAD);
-        let c = self.counts.load(LOAD);
-        format!("head tag {:?} kept {:?} laps {} pos {} counts {:x} retired {}", tag_of_head(h), kept_of(h), laps_of(h), pos_of(h), c, self.retired.load(LOAD))
-    }
-
     pub(crate) fn heap_bytes(&self) -> usize {
         self.slots.len() * std::mem::size_of::<AtomicU32>()
     }
@@ -674,13 +687,14 @@ impl CountWindow {
 mod tests {
     use super::*;
     use crate::stripes::Stripes;
+    use crate::window::ALWAYS;
 
     fn t(n: u32) -> Tag {
         Tag::of(n)
     }
 
     fn rec(w: &CountWindow, tag: u32, bits: u32) -> Counts {
-        match w.record(t(tag), bits, true, 0) {
+        match w.record(t(tag), bits, true, 0, ALWAYS) {
             Recorded::Counted(Some(c)) => c,
             other => panic!("unexpected {other:?}"),
         }
@@ -729,9 +743,9 @@ mod tests {
         let w = CountWindow::new(3, t(1));
         rec(&w, 1, FAILED);
         rec(&w, 1, FAILED);
-        w.reset(t(2));
+        w.reset(t(2), ALWAYS);
         assert_eq!(w.counts(t(2)), Counts::default());
-        assert_eq!(w.record(t(1), FAILED, true, 0), Recorded::Late);
+        assert_eq!(w.record(t(1), FAILED, true, 0, ALWAYS), Recorded::Late);
         let c = rec(&w, 2, FAILED);
         assert_eq!(
             c,
@@ -760,7 +774,7 @@ mod tests {
         let w = CountWindow::new(3, t(1));
         rec(&w, 1, FAILED);
         rec(&w, 1, 0);
-        w.seal(t(2));
+        w.seal(t(2), ALWAYS);
         assert_eq!(
             w.counts(t(2)),
             Counts {
@@ -769,8 +783,8 @@ mod tests {
                 slow: 0
             }
         );
-        assert_eq!(w.record(t(1), FAILED, true, 0), Recorded::Late);
-        w.reset(t(3));
+        assert_eq!(w.record(t(1), FAILED, true, 0, ALWAYS), Recorded::Late);
+        w.reset(t(3), ALWAYS);
         assert_eq!(w.counts(t(3)), Counts::default());
         assert_eq!(w.lifetime_calls(), 2);
     }
@@ -812,9 +826,9 @@ mod tests {
                     // A transition now and then: the next CLOSED generation.
                     0 => {
                         gen += 1;
-                        ring.reset(t(gen));
+                        ring.reset(t(gen), ALWAYS);
                         striped.drain(&stripes);
-                        striped.reset(t(gen));
+                        striped.reset(t(gen), ALWAYS);
                     }
                     1..=6 => {
                         let bits = if x.is_multiple_of(2) {
@@ -822,19 +836,19 @@ mod tests {
                         } else {
                             FAILED | SLOW
                         };
-                        ring.record(t(gen), bits, false, probe);
+                        ring.record(t(gen), bits, false, probe, ALWAYS);
                         striped.drain(&stripes);
-                        striped.record(t(gen), bits, false, probe);
+                        striped.record(t(gen), bits, false, probe, ALWAYS);
                     }
                     _ => {
-                        ring.record(t(gen), 0, false, probe);
+                        ring.record(t(gen), 0, false, probe, ALWAYS);
                         let stripe = stripes.at((step % 2) as usize);
                         if striped
                             .record_success_striped(t(gen), probe, stripe)
                             .is_none()
                         {
                             striped.drain(&stripes);
-                            striped.record(t(gen), 0, false, probe);
+                            striped.record(t(gen), 0, false, probe, ALWAYS);
                         }
                     }
                 }
@@ -883,8 +897,8 @@ mod tests {
         // This success lands after the transition's drain (it raced it): the transition
         // below does not drain again.
         assert!(w.record_success_striped(t(1), 0, s).is_some());
-        w.seal(t(2));
-        w.reset(t(3));
+        w.seal(t(2), ALWAYS);
+        w.reset(t(3), ALWAYS);
         assert_eq!(w.counts(t(3)), Counts::default());
         assert!(
             w.record_success_striped(t(1), 0, s).is_none(),
@@ -911,12 +925,38 @@ mod tests {
         let stripes = Stripes::fixed(2);
         assert!(w.record_success_striped(t(1), 0, stripes.at(0)).is_some());
         assert!(w.record_success_striped(t(1), 0, stripes.at(1)).is_some());
-        w.seal(t(2)); // without a drain, as if both raced it
+        w.seal(t(2), ALWAYS); // without a drain, as if both raced it
         w.drain(&stripes);
         assert_eq!(w.lifetime_calls(), 2);
         assert_eq!(w.counts(t(2)).calls, 0);
         w.drain(&stripes); // nothing is taken twice
         assert_eq!(w.lifetime_calls(), 2);
+    }
+
+    /// Found by `tests/stripes.rs` (a worker preempted while another thread made ~34,000
+    /// resets): a recorder whose generation ended more than half the tag space ago sees the
+    /// head's tag as *older* than its own and, unguarded, moved the head to its ancient tag,
+    /// after which every current record looked late. The window now asks whether the caller's
+    /// generation is still live before moving `head` to a newer tag.
+    #[test]
+    fn a_recorder_from_half_the_tag_space_ago_cannot_move_the_head() {
+        use crate::window::tag::TAG_BITS;
+        let w = CountWindow::new(4, t(0));
+        let ended: &dyn Fn() -> bool = &|| false;
+        let far = (1u32 << (TAG_BITS - 1)) + 7;
+        for g in 1..=far {
+            w.reset(t(g), ALWAYS);
+        }
+        rec(&w, far, FAILED);
+        // Tag 5 is `far - 5` generations behind: more than half the tag space, so it reads
+        // as newer than the head's.
+        assert_eq!(t(5).age_of(t(far)), crate::window::tag::Age::Older);
+        assert_eq!(w.record(t(5), 0, true, 0, ended), Recorded::Late);
+        assert_eq!(w.current_tag(), t(far));
+        w.reset(t(5), ended);
+        w.seal(t(5), ended);
+        assert_eq!(w.current_tag(), t(far));
+        assert_eq!(rec(&w, far, 0).calls, 2);
     }
 
     #[test]
@@ -930,9 +970,9 @@ mod tests {
     fn a_late_claim_leaves_the_sealed_window() {
         // B claims a position, A records and the breaker seals, then B finds itself late.
         let w = CountWindow::new(2, t(0));
-        let (h, pos) = w.advance_head(t(0), true, false).unwrap();
+        let (h, pos) = w.advance_head(t(0), true, false, ALWAYS).unwrap();
         rec(&w, 0, FAILED);
-        w.seal(t(1));
+        w.seal(t(1), ALWAYS);
         assert_eq!(
             w.write_slot(&w.slots[pos as usize], t(0), FAILED, h, false),
             Recorded::Late
@@ -947,8 +987,8 @@ mod tests {
         );
         assert_eq!(w.lifetime_calls(), 1);
         // After a reset the claim would be in `retired`: the total stays exact either way.
-        let (h, pos) = w.advance_head(t(1), true, false).unwrap();
-        w.reset(t(2));
+        let (h, pos) = w.advance_head(t(1), true, false, ALWAYS).unwrap();
+        w.reset(t(2), ALWAYS);
         w.write_slot(&w.slots[pos as usize], t(1), 0, h, false);
         assert_eq!(w.lifetime_calls(), 1);
     }
@@ -966,7 +1006,7 @@ mod tests {
         for _ in 0..3 {
             for _ in 0..SWEEP_SPAN {
                 gen += 1;
-                w.seal(t(gen));
+                w.seal(t(gen), ALWAYS);
             }
             for (i, slot) in w.slots.iter().enumerate() {
                 let stored = tag_of_slot(slot.load(LOAD));
@@ -978,7 +1018,7 @@ mod tests {
                 assert_ne!(t(gen).age_of(stored), Age::Newer);
             }
         }
-        w.reset(t(gen + 1));
+        w.reset(t(gen + 1), ALWAYS);
         assert_eq!(rec(&w, gen + 1, FAILED).failures, 1);
     }
 }

@@ -29,10 +29,20 @@
 //!    cells that hold older tags as empty cells of the new tag (`tag::Sweeper`), so every cell
 //!    is visited once per `SWEEP_SPAN` (2^13) generations, however long an outage lasts.
 //!
+//! 4. **An entry word moves to a newer tag only while the mover's generation is current.**
+//!    Rule 1 checks the caller at entry, but a caller can be preempted after it: a recorder
+//!    that resumes more than half the tag space (2^15 generations) later holds a tag that
+//!    reads as *newer* than the current one, and moving `head`, the gate or the streak to it
+//!    would make every current record look late until the tags wrapped round again (found by
+//!    `tests/stripes.rs`: a worker preempted while another thread made ~34,000 resets). So the
+//!    move is made only if the breaker's generation still equals the caller's ([`Live`],
+//!    asked inside the CAS loop: a transition meanwhile changes the word and fails the CAS),
+//!    and the count window's `counts` word only follows `head` to a tag `head` already holds.
+//!
 //! A stored tag is always one that was current when the operation writing it began, and a cell
 //! is never older than the last sweep of it, so stored tags lag the current one by at most
 //! `SWEEP_SPAN` generations plus those a single operation spans while preempted. The only case
-//! left to misjudge is one recorder or sweeper preempted between reading and writing one word
+//! left to misjudge is one recorder or sweeper preempted between reading and writing one *cell*
 //! across more than 3 * 2^13 transitions; it then mis-files that one outcome (or empties one
 //! cell), and the next sweep repairs the cell. The tag width shrinks to 3 bits under
 //! `--cfg breakerbox_loom` and `--cfg breakerbox_narrow_tags`, where the loom models and the
@@ -68,6 +78,16 @@ pub(crate) use count::CountWindow;
 pub(crate) use streak::Streak;
 pub(crate) use tag::Tag;
 pub(crate) use time::TimeWindow;
+
+/// Whether the caller's generation is still the breaker's current one: asked right before a
+/// window's entry word (count `head`, time `gate`, the streak) is moved to a newer tag, so that
+/// an operation preempted across half the tag space cannot move a window to an ancient tag
+/// that would then look newer than every current one (see "Why tags never mislead", rule 4).
+pub(crate) type Live<'a> = &'a dyn Fn() -> bool;
+
+/// A [`Live`] that always says yes: for tests and models that drive a window on its own.
+#[cfg(any(test, breakerbox_loom))]
+pub(crate) const ALWAYS: Live<'static> = &|| true;
 
 /// The ordering of every read-modify-write of a window word (see "Orderings").
 pub(crate) const RMW: Ordering = Ordering::AcqRel;
@@ -114,6 +134,8 @@ impl Window {
     /// Records `bits` for a call admitted under `tag`. `want_counts` asks for the counts after
     /// the record (needed when the outcome may trip the breaker); the count window also returns
     /// them when the record brings it to exactly `probe` calls (see [`CountWindow::record`]).
+    // Seven plain inputs of one record; bundling them would only move the list elsewhere.
+    #[allow(clippy::too_many_arguments)]
     #[inline]
     pub(crate) fn record(
         &self,
@@ -123,36 +145,37 @@ impl Window {
         want_counts: bool,
         probe: u64,
         stripes: &Stripes,
+        live: Live<'_>,
     ) -> Recorded {
         match self {
             Window::Count(w) => {
                 w.drain(stripes);
-                w.record(tag, bits, want_counts, probe)
+                w.record(tag, bits, want_counts, probe, live)
             }
-            Window::Time(w) => w.record(tag, bits, now_ns, want_counts, stripes),
+            Window::Time(w) => w.record(tag, bits, now_ns, want_counts, stripes, live),
         }
     }
 
     /// Starts counting for `tag` (a no-op if the window already counts for it or a newer tag).
-    pub(crate) fn reset(&self, tag: Tag, stripes: &Stripes) {
+    pub(crate) fn reset(&self, tag: Tag, stripes: &Stripes, live: Live<'_>) {
         match self {
             Window::Count(w) => {
                 w.drain(stripes);
-                w.reset(tag)
+                w.reset(tag, live)
             }
-            Window::Time(w) => w.reset(tag),
+            Window::Time(w) => w.reset(tag, live),
         }
     }
 
     /// Stops accepting outcomes of tags older than `tag`, keeping the current counts visible
     /// to metrics (used when the breaker leaves CLOSED).
-    pub(crate) fn seal(&self, tag: Tag, now_ns: u64, stripes: &Stripes) {
+    pub(crate) fn seal(&self, tag: Tag, now_ns: u64, stripes: &Stripes, live: Live<'_>) {
         match self {
             Window::Count(w) => {
                 w.drain(stripes);
-                w.seal(tag)
+                w.seal(tag, live)
             }
-            Window::Time(w) => w.seal(tag, now_ns, stripes),
+            Window::Time(w) => w.seal(tag, now_ns, stripes, live),
         }
     }
 

@@ -13,7 +13,7 @@
 //! tags against the stored cells.
 
 use super::tag::Tag;
-use super::{CountWindow, Counts, Recorded, Streak, TimeWindow, FAILED};
+use super::{CountWindow, Counts, Recorded, Streak, TimeWindow, ALWAYS, FAILED};
 use loom::thread;
 use std::sync::Arc;
 
@@ -37,18 +37,18 @@ pub fn count_window_survives_tag_wrap() {
     for _ in 0..2 {
         // A CLOSED generation with a recorder in flight.
         gen += 1;
-        w.reset(Tag::of(gen));
+        w.reset(Tag::of(gen), ALWAYS);
         let old = gen;
         let r = {
             let w = w.clone();
-            thread::spawn(move || w.record(Tag::of(old), FAILED, true, 0))
+            thread::spawn(move || w.record(Tag::of(old), FAILED, true, 0, ALWAYS))
         };
         // (Every racing operation runs on a spawned thread: loom explores those fully.)
         let t = {
             let w = w.clone();
             thread::spawn(move || {
-                w.seal(Tag::of(old + 1));
-                w.reset(Tag::of(old + 2));
+                w.seal(Tag::of(old + 1), ALWAYS);
+                w.reset(Tag::of(old + 2), ALWAYS);
             })
         };
         t.join().unwrap();
@@ -59,15 +59,18 @@ pub fn count_window_survives_tag_wrap() {
         ));
         gen += 2;
         assert_eq!(w.counts(Tag::of(gen)), Counts::default(), "gen {gen}");
-        w.record(Tag::of(gen), FAILED, false, 0);
-        w.record(Tag::of(gen), FAILED, false, 0);
+        w.record(Tag::of(gen), FAILED, false, 0, ALWAYS);
+        w.record(Tag::of(gen), FAILED, false, 0, ALWAYS);
         assert_eq!(w.counts(Tag::of(gen)), exact(2, 2), "gen {gen}");
         // The outage: nine more generations with nothing recorded (a full wrap of the tags).
         for _ in 0..9 {
             gen += 1;
-            w.seal(Tag::of(gen));
+            w.seal(Tag::of(gen), ALWAYS);
         }
-        assert_eq!(w.record(Tag::of(gen - 3), FAILED, false, 0), Recorded::Late);
+        assert_eq!(
+            w.record(Tag::of(gen - 3), FAILED, false, 0, ALWAYS),
+            Recorded::Late
+        );
     }
 }
 
@@ -78,12 +81,12 @@ pub fn count_window_sealed_shows_only_counted() {
     let hs: Vec<_> = (0..2)
         .map(|_| {
             let w = w.clone();
-            thread::spawn(move || w.record(Tag::of(0), FAILED, false, 0) != Recorded::Late)
+            thread::spawn(move || w.record(Tag::of(0), FAILED, false, 0, ALWAYS) != Recorded::Late)
         })
         .collect();
     let sealer = {
         let w = w.clone();
-        thread::spawn(move || w.seal(Tag::of(1)))
+        thread::spawn(move || w.seal(Tag::of(1), ALWAYS))
     };
     sealer.join().unwrap();
     let results: Vec<bool> = hs.into_iter().map(|h| h.join().unwrap()).collect();
@@ -101,17 +104,17 @@ pub fn time_window_survives_tag_wrap() {
     let mut now = 0;
     for _ in 0..2 {
         gen += 1;
-        w.reset(Tag::of(gen));
+        w.reset(Tag::of(gen), ALWAYS);
         let old = gen;
         let r = {
             let (w, st) = (w.clone(), st.clone());
-            thread::spawn(move || w.record(Tag::of(old), FAILED, now, false, &st))
+            thread::spawn(move || w.record(Tag::of(old), FAILED, now, false, &st, ALWAYS))
         };
         let t = {
             let (w, st) = (w.clone(), st.clone());
             thread::spawn(move || {
-                w.seal(Tag::of(old + 1), now, &st);
-                w.reset(Tag::of(old + 2));
+                w.seal(Tag::of(old + 1), now, &st, ALWAYS);
+                w.reset(Tag::of(old + 2), ALWAYS);
             })
         };
         t.join().unwrap();
@@ -123,15 +126,15 @@ pub fn time_window_survives_tag_wrap() {
             Counts::default(),
             "gen {gen}"
         );
-        w.record(Tag::of(gen), FAILED, now, false, &st);
-        w.record(Tag::of(gen), 0, now, false, &st);
+        w.record(Tag::of(gen), FAILED, now, false, &st, ALWAYS);
+        w.record(Tag::of(gen), 0, now, false, &st, ALWAYS);
         assert_eq!(w.counts(Tag::of(gen), now, &st), exact(2, 1), "gen {gen}");
         for _ in 0..9 {
             gen += 1;
-            w.seal(Tag::of(gen), now, &st);
+            w.seal(Tag::of(gen), now, &st, ALWAYS);
         }
         assert_eq!(
-            w.record(Tag::of(gen - 3), FAILED, now, false, &st),
+            w.record(Tag::of(gen - 3), FAILED, now, false, &st, ALWAYS),
             Recorded::Late
         );
     }
@@ -146,19 +149,19 @@ pub fn streak_survives_tag_wrap() {
         let old = gen;
         let f = {
             let s = s.clone();
-            thread::spawn(move || s.fail(Tag::of(old)))
+            thread::spawn(move || s.fail(Tag::of(old), ALWAYS))
         };
         let r = {
             let s = s.clone();
-            thread::spawn(move || s.refresh(Tag::of(old + 1)))
+            thread::spawn(move || s.refresh(Tag::of(old + 1), ALWAYS))
         };
         gen += 1;
         r.join().unwrap();
         let _ = f.join().unwrap();
-        assert_eq!(s.fail(Tag::of(gen)), Some(1), "gen {gen}");
+        assert_eq!(s.fail(Tag::of(gen), ALWAYS), Some(1), "gen {gen}");
         for _ in 0..9 {
             gen += 1;
-            s.refresh(Tag::of(gen));
+            s.refresh(Tag::of(gen), ALWAYS);
         }
     }
 }
@@ -189,7 +192,7 @@ pub fn count_window_striped_successes_race_a_failure() {
                 .record_success_striped(Tag::of(0), 0, stripes.at(1))
                 .is_some());
             w.drain(&stripes);
-            match w.record(Tag::of(0), FAILED, true, 0) {
+            match w.record(Tag::of(0), FAILED, true, 0, ALWAYS) {
                 Recorded::Counted(Some(c)) => c,
                 other => panic!("{other:?}"),
             }
@@ -223,9 +226,9 @@ pub fn count_window_striped_success_races_a_transition() {
         let (w, stripes) = (w.clone(), stripes.clone());
         thread::spawn(move || {
             w.drain(&stripes);
-            w.seal(Tag::of(1));
+            w.seal(Tag::of(1), ALWAYS);
             w.drain(&stripes);
-            w.reset(Tag::of(2));
+            w.reset(Tag::of(2), ALWAYS);
         })
     };
     transition.join().unwrap();
@@ -259,7 +262,7 @@ pub fn time_window_striped_successes_race_a_failure() {
     let w = Arc::new(TimeWindow::new(MS, 2, Tag::of(0), 1));
     let st = Arc::new(Stripes::fixed(2));
     // Claims the bucket and reaches the minimum (1): no probe pending from here on.
-    w.record(Tag::of(0), 0, 0, false, &st);
+    w.record(Tag::of(0), 0, 0, false, &st, ALWAYS);
     let owners: Vec<_> = (0..2)
         .map(|i| {
             let (w, st) = (w.clone(), st.clone());
@@ -268,7 +271,7 @@ pub fn time_window_striped_successes_race_a_failure() {
             })
         })
         .collect();
-    let seen = match w.record(Tag::of(0), FAILED, 0, true, &st) {
+    let seen = match w.record(Tag::of(0), FAILED, 0, true, &st, ALWAYS) {
         Recorded::Counted(Some(c)) => c,
         other => panic!("{other:?}"),
     };

@@ -33,7 +33,7 @@
 //!   (The count window has no such gap; prefer it when that matters.)
 
 use super::tag::{Age, Sweeper, Tag};
-use super::{Counts, Recorded, FAILED, LOAD, RMW, SLOW};
+use super::{Counts, Live, Recorded, FAILED, LOAD, RMW, SLOW};
 use crate::stripes::{Stripe, Stripes};
 use crate::sync::{atomic_u64, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
@@ -125,7 +125,7 @@ impl TimeWindow {
     /// window accepts `tag` afterwards. `seal` (the time now) also freezes the counts of the
     /// generation left, if it was not sealed already.
     #[inline]
-    fn enter(&self, tag: Tag, seal: Option<(u64, &Stripes)>) -> bool {
+    fn enter(&self, tag: Tag, seal: Option<(u64, &Stripes)>, live: Live<'_>) -> bool {
         // RMW / LOAD: see the orderings note in `window`.
         let mut cur = self.gate.tag.load(LOAD);
         loop {
@@ -133,6 +133,8 @@ impl TimeWindow {
             match tag.age_of(t) {
                 Age::Current => return true,
                 Age::Newer => return false,
+                // Moving to a newer tag: only while the caller's generation is current.
+                Age::Older if !live() => return false,
                 Age::Older => {}
             }
             let mut next = tag.bits();
@@ -180,8 +182,9 @@ impl TimeWindow {
         now_ns: u64,
         want_counts: bool,
         stripes: &Stripes,
+        live: Live<'_>,
     ) -> Recorded {
-        if !self.enter(tag, None) {
+        if !self.enter(tag, None, live) {
             return Recorded::Late;
         }
         let epoch = (now_ns / self.width + 1) & EPOCH_MASK;
@@ -253,13 +256,19 @@ impl TimeWindow {
     ///
     /// [`record_success_striped`]: Self::record_success_striped
     #[inline(always)]
-    pub(crate) fn record_success_fast(&self, tag: Tag, now_ns: u64, stripes: &Stripes) -> Recorded {
+    pub(crate) fn record_success_fast(
+        &self,
+        tag: Tag,
+        now_ns: u64,
+        stripes: &Stripes,
+        live: Live<'_>,
+    ) -> Recorded {
         if let Some(stripe) = stripes.mine() {
             if let Some(r) = self.record_success_striped(tag, now_ns, stripe) {
                 return r;
             }
         }
-        self.record(tag, 0, now_ns, false, stripes)
+        self.record(tag, 0, now_ns, false, stripes, live)
     }
 
     #[cold]
@@ -302,13 +311,13 @@ impl TimeWindow {
         }
     }
 
-    pub(crate) fn reset(&self, tag: Tag) {
-        self.enter(tag, None);
+    pub(crate) fn reset(&self, tag: Tag, live: Live<'_>) {
+        self.enter(tag, None, live);
     }
 
     /// Stops accepting outcomes of older tags; metrics show the counts frozen at this moment.
-    pub(crate) fn seal(&self, tag: Tag, now_ns: u64, stripes: &Stripes) {
-        self.enter(tag, Some((now_ns, stripes)));
+    pub(crate) fn seal(&self, tag: Tag, now_ns: u64, stripes: &Stripes, live: Live<'_>) {
+        self.enter(tag, Some((now_ns, stripes)), live);
     }
 
     /// The counts for `tag` and the `calls` total they were computed against.
@@ -382,6 +391,7 @@ impl TimeWindow {
 #[cfg(all(test, not(breakerbox_loom)))]
 mod tests {
     use super::*;
+    use crate::window::ALWAYS;
 
     const MS: u64 = 1_000_000;
 
@@ -415,19 +425,19 @@ mod tests {
             match x % 50 {
                 0 => {
                     gen += 1;
-                    plain.seal(t(gen), now, &none);
-                    striped.seal(t(gen), now, &stripes);
+                    plain.seal(t(gen), now, &none, ALWAYS);
+                    striped.seal(t(gen), now, &stripes, ALWAYS);
                     gen += 1;
-                    plain.reset(t(gen));
-                    striped.reset(t(gen));
+                    plain.reset(t(gen), ALWAYS);
+                    striped.reset(t(gen), ALWAYS);
                 }
                 1..=5 => {
-                    let a = plain.record(t(gen), FAILED, now, true, &none);
-                    let b = striped.record(t(gen), FAILED, now, true, &stripes);
+                    let a = plain.record(t(gen), FAILED, now, true, &none, ALWAYS);
+                    let b = striped.record(t(gen), FAILED, now, true, &stripes, ALWAYS);
                     assert_eq!(a, b, "step {step}");
                 }
                 _ => {
-                    let a = plain.record(t(gen), 0, now, false, &none);
+                    let a = plain.record(t(gen), 0, now, false, &none, ALWAYS);
                     let b = match striped.record_success_striped(
                         t(gen),
                         now,
@@ -437,7 +447,7 @@ mod tests {
                             took += 1;
                             r
                         }
-                        None => striped.record(t(gen), 0, now, false, &stripes),
+                        None => striped.record(t(gen), 0, now, false, &stripes, ALWAYS),
                     };
                     assert_eq!(a, b, "step {step}");
                 }
@@ -455,12 +465,27 @@ mod tests {
         assert!(took > STEPS / 2, "the striped path was taken {took} times");
     }
 
+    /// See the count window's test of the same name.
+    #[test]
+    fn a_recorder_from_half_the_tag_space_ago_cannot_move_the_gate() {
+        use crate::window::tag::TAG_BITS;
+        let far = (1u32 << (TAG_BITS - 1)) + 7;
+        let w = TimeWindow::new(MS, 4, t(far), 0);
+        w.record(t(far), FAILED, 0, false, &st(), ALWAYS);
+        let ended: &dyn Fn() -> bool = &|| false;
+        assert_eq!(w.record(t(5), 0, 0, false, &st(), ended), Recorded::Late);
+        w.reset(t(5), ended);
+        w.seal(t(5), 0, &st(), ended);
+        w.record(t(far), 0, 0, false, &st(), ALWAYS);
+        assert_eq!(w.counts(t(far), 0, &st()).calls, 2);
+    }
+
     #[test]
     fn old_buckets_fall_out() {
         // 10 buckets of 100 ms: a 1 s window.
         let w = TimeWindow::new(100 * MS, 10, t(1), 0);
         for i in 0..5 {
-            w.record(t(1), FAILED, i * 10 * MS, false, &st());
+            w.record(t(1), FAILED, i * 10 * MS, false, &st(), ALWAYS);
         }
         assert_eq!(
             w.counts(t(1), 50 * MS, &st()),
@@ -470,7 +495,7 @@ mod tests {
                 slow: 0
             }
         );
-        w.record(t(1), SLOW, 500 * MS, false, &st());
+        w.record(t(1), SLOW, 500 * MS, false, &st(), ALWAYS);
         assert_eq!(
             w.counts(t(1), 900 * MS, &st()),
             Counts {
@@ -480,7 +505,7 @@ mod tests {
             }
         );
         // At 1.0 s bucket 0 (0..100 ms) leaves the window; the failures were all in it.
-        w.record(t(1), 0, 1000 * MS, false, &st());
+        w.record(t(1), 0, 1000 * MS, false, &st(), ALWAYS);
         assert_eq!(
             w.counts(t(1), 1000 * MS, &st()),
             Counts {
@@ -497,11 +522,14 @@ mod tests {
     #[test]
     fn reset_and_late() {
         let w = TimeWindow::new(MS, 4, t(1), 0);
-        w.record(t(1), FAILED, 0, false, &st());
-        w.reset(t(2));
+        w.record(t(1), FAILED, 0, false, &st(), ALWAYS);
+        w.reset(t(2), ALWAYS);
         assert_eq!(w.counts(t(2), 0, &st()), Counts::default());
-        assert_eq!(w.record(t(1), FAILED, 0, false, &st()), Recorded::Late);
-        w.record(t(2), FAILED, 0, false, &st());
+        assert_eq!(
+            w.record(t(1), FAILED, 0, false, &st(), ALWAYS),
+            Recorded::Late
+        );
+        w.record(t(2), FAILED, 0, false, &st(), ALWAYS);
         assert_eq!(
             w.counts(t(2), 0, &st()),
             Counts {
