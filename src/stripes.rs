@@ -69,28 +69,32 @@ impl Stripe {
     }
 }
 
-/// A breaker's stripe table and its shared fallback counter.
-pub(crate) struct Stripes {
+/// A breaker's stripe table and its shared fallback counter, on one line of their own: the
+/// table's pointer is read by every striped call, the counter written only by threads without
+/// a stripe (more threads than stripes, or exiting ones).
+pub(crate) struct Stripes(CachePadded<Line>);
+
+struct Line {
     table: std::sync::OnceLock<Box<[CachePadded<Stripe>]>>,
     /// Rejections of threads without a stripe.
-    rejected_shared: CachePadded<AtomicU64>,
+    rejected_shared: AtomicU64,
 }
 
 impl Stripes {
     pub(crate) fn new() -> Self {
-        Stripes {
+        Stripes(CachePadded::new(Line {
             table: std::sync::OnceLock::new(),
-            rejected_shared: CachePadded::new(atomic_u64(0)),
-        }
+            rejected_shared: atomic_u64(0),
+        }))
     }
 
     /// A table of `n` stripes from the start, for models and tests that pick stripes by hand.
     #[cfg(any(test, breakerbox_loom))]
     pub(crate) fn fixed(n: usize) -> Self {
         let s = Stripes::new();
-        let _ = s
-            .table
-            .set((0..n).map(|_| CachePadded::new(Stripe::new())).collect());
+        let _ =
+            s.0.table
+                .set((0..n).map(|_| CachePadded::new(Stripe::new())).collect());
         s
     }
 
@@ -105,7 +109,7 @@ impl Stripes {
     #[inline(always)]
     pub(crate) fn mine(&self) -> Option<&Stripe> {
         let i = slot::current()?;
-        let table = match self.table.get() {
+        let table = match self.0.table.get() {
             Some(t) => t,
             None => self.allocate(),
         };
@@ -114,7 +118,7 @@ impl Stripes {
 
     #[cold]
     fn allocate(&self) -> &[CachePadded<Stripe>] {
-        self.table.get_or_init(|| {
+        self.0.table.get_or_init(|| {
             let n = std::thread::available_parallelism()
                 .map_or(4, |n| n.get())
                 .saturating_mul(2)
@@ -127,7 +131,7 @@ impl Stripes {
     /// Every stripe (none before the table is allocated).
     #[inline]
     pub(crate) fn all(&self) -> &[CachePadded<Stripe>] {
-        self.table.get().map_or(&[], |t| t)
+        self.0.table.get().map_or(&[], |t| t)
     }
 
     /// Counts one rejection.
@@ -142,7 +146,7 @@ impl Stripes {
                 s.rejected.store(n.wrapping_add(1), Ordering::Relaxed);
             }
             // Relaxed: a statistic; it publishes no other memory.
-            None => _ = self.rejected_shared.fetch_add(1, Ordering::Relaxed),
+            None => _ = self.0.rejected_shared.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -152,7 +156,7 @@ impl Stripes {
     pub(crate) fn rejected(&self) -> u64 {
         // Relaxed: a statistic. Coherence alone makes each word's value at least the last one
         // written before this read in happens-before order.
-        let shared = self.rejected_shared.load(Ordering::Relaxed);
+        let shared = self.0.rejected_shared.load(Ordering::Relaxed);
         self.all().iter().fold(shared, |sum, s| {
             sum.wrapping_add(s.rejected.load(Ordering::Relaxed))
         })

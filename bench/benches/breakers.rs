@@ -663,6 +663,18 @@ fn floor(c: &mut Criterion) {
     g.bench_function("load_acquire", |x| {
         x.iter(|| black_box(black_box(&word).load(Ordering::Acquire)))
     });
+    // What a counted rejection or a striped success must at least do: add one to a word only
+    // this thread writes (a load and a store). Back to back, each load waits for the previous
+    // store (store-to-load forwarding), so this is a latency, not a throughput.
+    #[repr(align(128))]
+    struct Line(AtomicU64);
+    let own = Line(AtomicU64::new(0));
+    g.bench_function("own_line_increment", |x| {
+        x.iter(|| {
+            let w = black_box(&own.0);
+            w.store(w.load(Ordering::Relaxed) + 1, Ordering::Relaxed)
+        })
+    });
     g.finish();
 }
 

@@ -131,6 +131,44 @@ fn main() {
         std::mem::size_of::<CircuitBreaker<ManualClock>>()
     );
 
+    println!("### Per-thread stripes (default configuration)\n");
+    println!("| breaker | `heap_bytes()` |");
+    println!("|---|---|");
+    let b = std::sync::Arc::new(CircuitBreaker::builder().build().unwrap());
+    println!("| new, no call yet | {} B |", b.heap_bytes());
+    for _ in 0..1_000 {
+        b.try_acquire().unwrap().success();
+    }
+    println!(
+        "| one thread, 1,000 successes (stripe table allocated) | {} B |",
+        b.heap_bytes()
+    );
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let hs: Vec<_> = (0..threads)
+        .map(|_| {
+            let b = b.clone();
+            std::thread::spawn(move || {
+                for _ in 0..100_000 {
+                    b.try_acquire().unwrap().success();
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    println!(
+        "| after {threads} more threads, 100,000 successes each | {} B |",
+        b.heap_bytes()
+    );
+    println!(
+        "\nThe stripe table is allocated whole on a breaker's first striped write (a success past \
+         the minimum calls, or a rejection): one {}-byte line per expected thread, \
+         `2 x available_parallelism` rounded up to a power of two, at least 4, at most 64. It \
+         never grows after that; threads past it take the shared path.\n",
+        128
+    );
+
     println!("### Registry of 100,000 breakers (default configuration)\n");
     let names: Vec<String> = (0..100_000).map(|i| format!("service-{i:06}")).collect();
     let rss0 = rss_kib();
