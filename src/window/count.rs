@@ -693,6 +693,14 @@ mod tests {
         Tag::of(n)
     }
 
+    fn exact(calls: u64, failures: u64, slow: u64) -> Counts {
+        Counts {
+            calls,
+            failures,
+            slow,
+        }
+    }
+
     fn rec(w: &CountWindow, tag: u32, bits: u32) -> Counts {
         match w.record(t(tag), bits, true, 0, ALWAYS) {
             Recorded::Counted(Some(c)) => c,
@@ -874,14 +882,7 @@ mod tests {
             assert!(w.record_success_striped(t(1), 0, stripes.at(0)).is_some());
         }
         // No drain: the batch itself pushed failures out (all four, or BATCH of them).
-        assert_eq!(
-            w.counts(t(1)),
-            Counts {
-                calls: 4,
-                failures: 4u64.saturating_sub(BATCH),
-                slow: 0
-            }
-        );
+        assert_eq!(w.counts(t(1)), exact(4, 4u64.saturating_sub(BATCH), 0));
         assert_eq!(w.lifetime_calls(), 4 + BATCH);
     }
 
@@ -908,14 +909,7 @@ mod tests {
         // total (not into generation 3's window) and counts itself.
         assert!(w.record_success_striped(t(3), 0, s).is_some());
         w.drain(&stripes);
-        assert_eq!(
-            w.counts(t(3)),
-            Counts {
-                calls: 1,
-                failures: 0,
-                slow: 0
-            }
-        );
+        assert_eq!(w.counts(t(3)), exact(1, 0, 0));
         assert_eq!(w.lifetime_calls(), 4);
     }
 
@@ -939,7 +933,10 @@ mod tests {
     /// after which every current record looked late. The window now asks whether the caller's
     /// generation is still live before moving `head` to a newer tag.
     #[test]
-    #[cfg_attr(miri, ignore = "32,775 resets; the normal and narrow-tag runs cover it")]
+    #[cfg_attr(
+        miri,
+        ignore = "32,775 resets; the normal and narrow-tag runs cover it"
+    )]
     fn a_recorder_from_half_the_tag_space_ago_cannot_move_the_head() {
         use crate::window::tag::TAG_BITS;
         let w = CountWindow::new(4, t(0));
