@@ -15,11 +15,14 @@
 //! owner's counts on (they only ever grow); the registry's mutex orders the old owner's last
 //! store before the new owner's first load.
 //!
-//! The table is allocated on a breaker's first striped write, with one line per expected
+//! The table is allocated on a breaker's first striped write, with one entry per expected
 //! thread: `2 * available_parallelism`, rounded up to a power of two, at least 4 and at most
-//! [`MAX_STRIPES`]. A thread whose slot is past the table (more threads than that use the
-//! breaker), or that is exiting, takes the shared path instead: the window's CAS for a success,
-//! a `fetch_add` on one shared word for a rejection. Both paths are exact.
+//! [`MAX_STRIPES`] (16 B each, in 128 B chunks of 8 that share no line with other data). An
+//! entry's line (128 B) is allocated when its thread first writes, so a breaker grows by one
+//! line per thread that uses it, never more. A thread whose
+//! slot is past the table (more threads than that use the breaker), or that is exiting, takes
+//! the shared path instead: the window's CAS for a success, a `fetch_add` on one shared word for
+//! a rejection. Both paths are exact.
 //!
 //! Under loom (`--cfg breakerbox_loom`) no thread has a slot (the registry uses std's
 //! thread-locals, which the models do not see) and every write takes the shared path; the
@@ -74,10 +77,32 @@ impl Stripe {
 /// a stripe (more threads than stripes, or exiting ones).
 pub(crate) struct Stripes(CachePadded<Line>);
 
+/// One slot of the table: the slot's line, allocated when its thread first writes.
+type Cell = std::sync::OnceLock<Box<CachePadded<Stripe>>>;
+
+/// Table entries per cache-line-aligned chunk (8 x 16 B = 128 B).
+const CHUNK: usize = 8;
+
+/// A chunk of entries, alone on its line: every striped call reads its entry, so no other
+/// allocation may share the line and write it.
+type Chunk = CachePadded<[Cell; CHUNK]>;
+
 struct Line {
-    table: std::sync::OnceLock<Box<[CachePadded<Stripe>]>>,
+    table: std::sync::OnceLock<Box<[Chunk]>>,
     /// Rejections of threads without a stripe.
     rejected_shared: AtomicU64,
+}
+
+/// Table entries per breaker (module doc), computed once per process.
+fn table_len() -> usize {
+    static LEN: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LEN.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(4, |n| n.get())
+            .saturating_mul(2)
+            .next_power_of_two()
+            .clamp(4, MAX_STRIPES)
+    })
 }
 
 impl Stripes {
@@ -92,46 +117,64 @@ impl Stripes {
     #[cfg(any(test, breakerbox_loom))]
     pub(crate) fn fixed(n: usize) -> Self {
         let s = Stripes::new();
-        let _ =
-            s.0.table
-                .set((0..n).map(|_| CachePadded::new(Stripe::new())).collect());
+        let table = s.allocate(n);
+        for i in 0..n {
+            Self::line(&table[i / CHUNK][i % CHUNK]);
+        }
         s
     }
 
     /// Stripe `i` of a [`fixed`](Self::fixed) table.
     #[cfg(any(test, breakerbox_loom))]
     pub(crate) fn at(&self, i: usize) -> &Stripe {
-        &self.all()[i]
+        self.0
+            .table
+            .get()
+            .and_then(|t| t[i / CHUNK][i % CHUNK].get())
+            .expect("a fixed table")
     }
 
-    /// The calling thread's stripe, allocating the table on first use; `None` when the thread
-    /// has no slot or its slot is past the table.
+    /// The calling thread's stripe, allocating the table and the line on first use; `None`
+    /// when the thread has no slot or its slot is past the table.
     #[inline(always)]
     pub(crate) fn mine(&self) -> Option<&Stripe> {
         let i = slot::current()?;
         let table = match self.0.table.get() {
             Some(t) => t,
-            None => self.allocate(),
+            None => self.allocate(table_len()),
         };
-        table.get(i).map(|s| &**s)
-    }
-
-    #[cold]
-    fn allocate(&self) -> &[CachePadded<Stripe>] {
-        self.0.table.get_or_init(|| {
-            let n = std::thread::available_parallelism()
-                .map_or(4, |n| n.get())
-                .saturating_mul(2)
-                .next_power_of_two()
-                .clamp(4, MAX_STRIPES);
-            (0..n).map(|_| CachePadded::new(Stripe::new())).collect()
+        let cell = table.get(i / CHUNK)?.get(i % CHUNK)?;
+        Some(match cell.get() {
+            Some(s) => s,
+            None => Self::line(cell),
         })
     }
 
-    /// Every stripe (none before the table is allocated).
+    /// The table, with `n` entries (rounded up to whole chunks) if this call allocates it.
+    #[cold]
+    fn allocate(&self, n: usize) -> &[Chunk] {
+        self.0.table.get_or_init(|| {
+            (0..n.div_ceil(CHUNK))
+                .map(|_| CachePadded::new(std::array::from_fn(|_| Cell::new())))
+                .collect()
+        })
+    }
+
+    #[cold]
+    fn line(cell: &Cell) -> &Stripe {
+        cell.get_or_init(|| Box::new(CachePadded::new(Stripe::new())))
+    }
+
+    /// Every stripe allocated so far.
     #[inline]
-    pub(crate) fn all(&self) -> &[CachePadded<Stripe>] {
-        self.0.table.get().map_or(&[], |t| t)
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Stripe> {
+        self.0
+            .table
+            .get()
+            .map_or(&[][..], |t| t)
+            .iter()
+            .flat_map(|chunk| chunk.iter())
+            .filter_map(|c| c.get().map(|s| &***s))
     }
 
     /// Counts one rejection.
@@ -157,7 +200,7 @@ impl Stripes {
         // Relaxed: a statistic. Coherence alone makes each word's value at least the last one
         // written before this read in happens-before order.
         let shared = self.0.rejected_shared.load(Ordering::Relaxed);
-        self.all().iter().fold(shared, |sum, s| {
+        self.all().fold(shared, |sum, s| {
             sum.wrapping_add(s.rejected.load(Ordering::Relaxed))
         })
     }
@@ -166,14 +209,19 @@ impl Stripes {
     #[inline]
     pub(crate) fn calls(&self) -> u64 {
         // Relaxed: see `Stripe::add_call`.
-        self.all().iter().fold(0u64, |sum, s| {
+        self.all().fold(0u64, |sum, s| {
             sum.wrapping_add(s.calls.load(Ordering::Relaxed))
         })
     }
 
-    /// Heap bytes (the table, once allocated).
+    /// Heap bytes (the table and the lines allocated so far).
     pub(crate) fn heap_bytes(&self) -> usize {
-        std::mem::size_of_val(self.all())
+        let table = self
+            .0
+            .table
+            .get()
+            .map_or(0, |t| std::mem::size_of_val(&**t));
+        table + self.all().count() * std::mem::size_of::<CachePadded<Stripe>>()
     }
 }
 

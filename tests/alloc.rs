@@ -169,8 +169,8 @@ fn open_rejection() {
             b.try_acquire().unwrap().failure();
         }
         assert_eq!(b.state(), State::Open, "{kind}");
-        // The first rejection allocates the breaker's stripe table (once per breaker; the
-        // closed calls above did it already when they reached the minimum calls).
+        // The first rejection allocates the stripe table and this thread's line (once per
+        // breaker and thread; closed calls past the minimum would have done it already).
         assert!(b.try_acquire().is_err());
         assert_none(&format!("open rejection ({kind} window)"), || {
             for _ in 0..CALLS {

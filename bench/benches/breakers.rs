@@ -463,7 +463,9 @@ fn note_parallel(name: &str, cpu: Duration, wall: Duration) {
 /// Writes `<criterion dir>/parallelism.txt` (`name cpu/wall`) and prints it; a ratio well
 /// below the thread count means the threads shared a core and the run proves nothing.
 fn report_parallel(n: usize) {
-    let dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    // Bench binaries run in the package's directory: default to the workspace's target dir.
+    let dir = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into());
     let mut text = String::new();
     for (name, cpu, wall) in PARALLEL.lock().unwrap().iter() {
         let r = cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9);

@@ -140,14 +140,16 @@ fn main() {
         b.try_acquire().unwrap().success();
     }
     println!(
-        "| one thread, 1,000 successes (stripe table allocated) | {} B |",
+        "| one thread, 1,000 successes (table and one line) | {} B |",
         b.heap_bytes()
     );
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(threads));
     let hs: Vec<_> = (0..threads)
         .map(|_| {
-            let b = b.clone();
+            let (b, barrier) = (b.clone(), barrier.clone());
             std::thread::spawn(move || {
+                barrier.wait(); // all alive at once: each holds its own slot
                 for _ in 0..100_000 {
                     b.try_acquire().unwrap().success();
                 }
@@ -158,14 +160,15 @@ fn main() {
         h.join().unwrap();
     }
     println!(
-        "| after {threads} more threads, 100,000 successes each | {} B |",
+        "| after {threads} more threads, 100,000 successes each (a line each) | {} B |",
         b.heap_bytes()
     );
     println!(
-        "\nThe stripe table is allocated whole on a breaker's first striped write (a success past \
-         the minimum calls, or a rejection): one {}-byte line per expected thread, \
-         `2 x available_parallelism` rounded up to a power of two, at least 4, at most 64. It \
-         never grows after that; threads past it take the shared path.\n",
+        "\nThe stripe table (one 16-byte entry per expected thread: `2 x available_parallelism` \
+         rounded up to a power of two, at least 4, at most 64) is allocated on a breaker's first \
+         striped write (a success past the minimum calls, or a rejection); each thread's \
+         {}-byte line when that thread first writes. Threads past the table take the shared \
+         path.\n",
         128
     );
 

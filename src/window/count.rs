@@ -439,8 +439,8 @@ impl CountWindow {
     /// Takes every stripe's untaken successes: those of the generation `head` counts go into
     /// the ring, those of past generations into the lifetime total. See "Striped successes".
     pub(crate) fn drain(&self, stripes: &Stripes) {
-        let all = stripes.all();
-        if all.is_empty() {
+        let mut all = stripes.all().peekable();
+        if all.peek().is_none() {
             return;
         }
         let h = self.head.load(LOAD);
