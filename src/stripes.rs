@@ -16,13 +16,13 @@
 //! store before the new owner's first load.
 //!
 //! The table is allocated on a breaker's first striped write, with one entry per expected
-//! thread: `2 * available_parallelism`, rounded up to a power of two, at least 4 and at most
-//! [`MAX_STRIPES`] (16 B each, in 128 B chunks of 8 that share no line with other data). An
-//! entry's line (128 B) is allocated when its thread first writes, so a breaker grows by one
-//! line per thread that uses it, never more. A thread whose
-//! slot is past the table (more threads than that use the breaker), or that is exiting, takes
-//! the shared path instead: the window's CAS for a success, a `fetch_add` on one shared word for
-//! a rejection. Both paths are exact.
+//! thread: `2 * available_parallelism`, rounded up to a power of two, at least 8 (one chunk)
+//! and at most [`MAX_STRIPES`] (16 B each, in 128 B chunks of 8 that share no line with other
+//! data). An entry's line (128 B) is allocated when its thread first writes, so a breaker grows
+//! by one line per thread that uses it, never more. A thread whose slot is past the table (more
+//! threads than that use the breaker), or that is exiting, takes the shared path instead: the
+//! window's CAS for a success, a `fetch_add` on one shared word for a rejection. Both paths are
+//! exact.
 //!
 //! Under loom (`--cfg breakerbox_loom`) no thread has a slot (the registry uses std's
 //! thread-locals, which the models do not see) and every write takes the shared path; the
@@ -101,7 +101,7 @@ fn table_len() -> usize {
             .map_or(4, |n| n.get())
             .saturating_mul(2)
             .next_power_of_two()
-            .clamp(4, MAX_STRIPES)
+            .clamp(CHUNK, MAX_STRIPES)
     })
 }
 

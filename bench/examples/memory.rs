@@ -165,7 +165,7 @@ fn main() {
     );
     println!(
         "\nThe stripe table (one 16-byte entry per expected thread: `2 x available_parallelism` \
-         rounded up to a power of two, at least 4, at most 64) is allocated on a breaker's first \
+         rounded up to a power of two, at least 8, at most 64) is allocated on a breaker's first \
          striped write (a success past the minimum calls, or a rejection); each thread's \
          {}-byte line when that thread first writes. Threads past the table take the shared \
          path.\n",
