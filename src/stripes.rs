@@ -62,14 +62,21 @@ impl Stripe {
     /// The owner: one more call in the time window's total.
     #[inline(always)]
     pub(crate) fn add_call(&self) {
-        // Relaxed, and a load + store: only this thread writes the word (module doc). The time
-        // window's readers sum it as a statistic of totals (see `window::time`): a reader that
-        // happens after this store sees it by coherence, and one racing it may miss it, which
-        // the window's documented approximation (a call in flight at a bucket snapshot may
-        // count in the neighbouring bucket) already covers.
-        let n = self.calls.load(Ordering::Relaxed);
-        self.calls.store(n.wrapping_add(1), Ordering::Relaxed);
+        // The time window's readers sum this word as a statistic of totals (`window::time`): a
+        // reader that happens after this add sees it by coherence, and one racing it may miss
+        // it, which the window's documented approximation (a call in flight at a bucket
+        // snapshot may count in the neighbouring bucket) already covers.
+        add_owned(&self.calls);
     }
+}
+
+/// Adds one to a word only the calling thread writes (module doc): a load and a store, no
+/// read-modify-write, since nothing can come between the two. Relaxed: the count publishes no
+/// other memory, and a reader summing it needs no edge from it.
+#[inline(always)]
+fn add_owned(word: &AtomicU64) {
+    let n = word.load(Ordering::Relaxed);
+    word.store(n.wrapping_add(1), Ordering::Relaxed);
 }
 
 /// A breaker's stripe table and its shared fallback counter, on one line of their own: the
@@ -181,13 +188,7 @@ impl Stripes {
     #[inline(always)]
     pub(crate) fn add_rejected(&self) {
         match self.mine() {
-            Some(s) => {
-                // Relaxed, and a load + store rather than an RMW: only this thread writes the
-                // word (module doc), so nothing can come between the two; the count publishes
-                // no other memory, and a reader summing it needs no edge from it.
-                let n = s.rejected.load(Ordering::Relaxed);
-                s.rejected.store(n.wrapping_add(1), Ordering::Relaxed);
-            }
+            Some(s) => add_owned(&s.rejected),
             // Relaxed: a statistic; it publishes no other memory.
             None => _ = self.0.rejected_shared.fetch_add(1, Ordering::Relaxed),
         }

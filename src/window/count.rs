@@ -74,8 +74,8 @@ pub(crate) const STRIPE_COUNT_BITS: u32 = 48;
 #[cfg(any(breakerbox_loom, breakerbox_narrow_tags))]
 pub(crate) const STRIPE_COUNT_BITS: u32 = 4;
 
-/// A stripe's owner takes its successes into the ring every `BATCH` of them: 256 normally, 2 in
-/// loom and narrow-tag builds.
+/// A stripe's owner takes its successes into the ring every `BATCH` of them: 4,096 normally, 2
+/// in loom and narrow-tag builds.
 #[cfg(not(any(breakerbox_loom, breakerbox_narrow_tags)))]
 pub(crate) const BATCH: u64 = 4096;
 /// A stripe's owner takes its successes into the ring every `BATCH` of them (see the normal
@@ -241,18 +241,28 @@ impl CountWindow {
         laps_of(h) * self.size + pos_of(h)
     }
 
-    /// The head after claiming slot `pos_of(h)`, and the calls to retire: when `laps` would
-    /// overflow, the sequence folds back to one full lap (still "full", same position) and the
-    /// folded calls move to `retired`.
+    /// The head after claiming slot `pos_of(h)`, and the calls to retire (see [`step_by`]).
+    ///
+    /// [`step_by`]: Self::step_by
     #[inline(always)]
     fn step(&self, h: u64) -> (u64, u64) {
-        if pos_of(h) + 1 < self.size {
-            (h + 1, 0)
-        } else if laps_of(h) < LAPS_MASK {
-            (moved(h, laps_of(h) + 1, 0), 0)
-        } else {
-            (moved(h, 1, 0), laps_of(h) * self.size)
+        self.step_by(h, 1)
+    }
+
+    /// The head after claiming the `m` (at most `size`) positions from `pos_of(h)`, and the
+    /// calls to retire: when `laps` would overflow, the sequence folds back to one full lap
+    /// (still "full", same position) and the folded calls move to `retired`.
+    #[inline(always)]
+    fn step_by(&self, h: u64, m: u64) -> (u64, u64) {
+        let (mut laps, mut pos) = (laps_of(h), pos_of(h) + m);
+        if pos >= self.size {
+            pos -= self.size;
+            laps += 1;
         }
+        if laps > LAPS_MASK {
+            return (moved(h, 1, pos), (laps - 1) * self.size);
+        }
+        (moved(h, laps, pos), 0)
     }
 
     /// Moves `head` to `tag` if it holds an older one; returns the new head and the slot
@@ -279,10 +289,10 @@ impl CountWindow {
                     let (next, retire) = self.step(cur);
                     (next, pos_of(cur), retire)
                 }
-                // Sealing keeps the sequence of the generation it counts (the head's own tag,
-                // or the one an earlier seal kept).
                 // Moving to a newer tag: only while the caller's generation is current.
                 Age::Older if !live() => return None,
+                // Sealing keeps the sequence of the generation it counts (the head's own tag,
+                // or the one an earlier seal kept).
                 Age::Older if keep => (head(tag, kept_of(cur), laps_of(cur), pos_of(cur)), 0, 0),
                 Age::Older => (head(tag, tag, 0, claim as u64), 0, self.seq(cur)),
                 Age::Newer => return None,
@@ -393,7 +403,7 @@ impl CountWindow {
         if tag_of_head(h) != tag || kept_of(h) != tag || (laps_of(h) == 0 && pos_of(h) < probe) {
             return None;
         }
-        // Relaxed: the owner reads its own last store (or a drain's, see `restart_stripe`).
+        // Relaxed: only this thread writes the word; it reads its own last store.
         let cur = stripe.successes.load(Ordering::Relaxed);
         if stripe_tag(cur) != tag {
             return self.restart_stripe(tag, stripe, cur);
@@ -480,21 +490,9 @@ impl CountWindow {
                 self.retired.fetch_add(k, RMW);
                 return;
             }
-            let mut laps = laps_of(cur);
-            let mut pos = pos_of(cur) + m;
-            if pos >= self.size {
-                pos -= self.size;
-                laps += 1;
-            }
-            let mut retire = k - m;
-            if laps > LAPS_MASK {
-                // As in `step`: fold back to one full lap.
-                retire += (laps - 1) * self.size;
-                laps = 1;
-            }
-            let next = moved(cur, laps, pos);
+            let (next, folded) = self.step_by(cur, m);
             match self.head.compare_exchange_weak(cur, next, RMW, LOAD) {
-                Ok(_) => break (next, pos_of(cur), retire),
+                Ok(_) => break (next, pos_of(cur), k - m + folded),
                 Err(found) => cur = found,
             }
         };
@@ -505,32 +503,28 @@ impl CountWindow {
         // claimed here: "up to the outcomes in flight".)
         let c = self.counts.load(LOAD);
         let clean = tag_of_counts(c) == tag && field(c, FIELD_BITS) == 0 && field(c, 0) == 0;
-        if clean {
-            if retire != 0 {
-                // RMW: a lifetime total, read only for metrics.
-                self.retired.fetch_add(retire, RMW);
-            }
-            return;
-        }
-        let want = slot_value(tag, PRESENT);
-        let mut late = retire;
-        let mut i = start as usize;
-        for _ in 0..m {
-            let slot = &self.slots[i];
-            // A late slot took its claim back (`unclaim`); the success was admitted in time,
-            // so it stays a call of the lifetime total.
-            if slot.load(LOAD) != want && self.write_slot(slot, tag, 0, h, false) == Recorded::Late
-            {
-                late += 1;
-            }
-            i += 1;
-            if i == self.slots.len() {
-                i = 0;
+        let mut retire = retire;
+        if !clean {
+            let want = slot_value(tag, PRESENT);
+            let mut i = start as usize;
+            for _ in 0..m {
+                let slot = &self.slots[i];
+                // A late slot took its claim back (`unclaim`); the success was admitted in
+                // time, so it stays a call of the lifetime total.
+                if slot.load(LOAD) != want
+                    && self.write_slot(slot, tag, 0, h, false) == Recorded::Late
+                {
+                    retire += 1;
+                }
+                i += 1;
+                if i == self.slots.len() {
+                    i = 0;
+                }
             }
         }
-        if late != 0 {
+        if retire != 0 {
             // RMW: a lifetime total, read only for metrics.
-            self.retired.fetch_add(late, RMW);
+            self.retired.fetch_add(retire, RMW);
         }
     }
 

@@ -172,6 +172,19 @@ impl TimeWindow {
         self.frozen[2].store(c.slow, Ordering::Relaxed);
     }
 
+    /// The stored epoch of time `now_ns` (`now / width + 1`, masked).
+    #[inline(always)]
+    fn epoch_at(&self, now_ns: u64) -> u64 {
+        (now_ns / self.width + 1) & EPOCH_MASK
+    }
+
+    /// The epoch of time `now_ns` and its bucket.
+    #[inline(always)]
+    fn bucket_at(&self, now_ns: u64) -> (u64, &Bucket) {
+        let epoch = self.epoch_at(now_ns);
+        (epoch, &self.buckets[(epoch % self.count) as usize])
+    }
+
     /// Records `bits` under `tag`. Counts are returned when `want_counts`, and whenever the
     /// record may have raised a rate (a new bucket, or the minimum calls reached).
     #[inline(always)]
@@ -187,8 +200,7 @@ impl TimeWindow {
         if !self.enter(tag, None, live) {
             return Recorded::Late;
         }
-        let epoch = (now_ns / self.width + 1) & EPOCH_MASK;
-        let bucket = &self.buckets[(epoch % self.count) as usize];
+        let (epoch, bucket) = self.bucket_at(now_ns);
         let want = stamp(tag, epoch);
         let cur = bucket.stamp.load(LOAD);
         let mut evaluate = want_counts;
@@ -242,8 +254,7 @@ impl TimeWindow {
         {
             return None;
         }
-        let epoch = (now_ns / self.width + 1) & EPOCH_MASK;
-        let bucket = &self.buckets[(epoch % self.count) as usize];
+        let (epoch, bucket) = self.bucket_at(now_ns);
         if bucket.stamp.load(LOAD) & !READY != stamp(tag, epoch) {
             return None;
         }
@@ -322,7 +333,7 @@ impl TimeWindow {
 
     /// The counts for `tag` and the `calls` total they were computed against.
     fn live_counts(&self, tag: Tag, now_ns: u64, stripes: &Stripes) -> (Counts, u64) {
-        let epoch = (now_ns / self.width + 1) & EPOCH_MASK;
+        let epoch = self.epoch_at(now_ns);
         let oldest = epoch.saturating_sub(self.n - 1).max(1);
         let mut start: Option<(u64, [u64; 3])> = None;
         for b in self.buckets.iter() {
