@@ -42,4 +42,23 @@ if ! grep -q "panicked at loom-tests/tests/models.rs" "$log"; then
 fi
 echo "== planted bug caught by $bug_model:"
 grep -m1 -A1 "panicked at loom-tests/tests/models.rs" "$log" | sed 's/^/   /' | cut -c1-200
+# The second planted bug: the snapshot protocol's reads reversed (`window::snapshot`). The
+# bracket models MUST fail: a reader must never see a rate the history never reached.
+echo "== planted-bug-reads check: the bracket models must fail with --features planted-bug-reads"
+cargo test -p loom-tests --release --features planted-bug-reads --no-run
+for reads_model in time_window_reads_never_overstate_a_rate count_window_reads_never_overstate_a_rate; do
+    if cargo test -p loom-tests --release --features planted-bug-reads \
+        --test windows -- --exact "$reads_model" >"$log" 2>&1; then
+        cat "$log"
+        echo "FAIL: $reads_model passed with reversed snapshot reads: the model does not catch them" >&2
+        exit 1
+    fi
+    if ! grep -q "a state the history never passed through" "$log"; then
+        cat "$log"
+        echo "FAIL: $reads_model failed with reversed reads, but not on its bracket assertion" >&2
+        exit 1
+    fi
+    echo "== reversed reads caught by $reads_model:"
+    grep -m1 "a state the history never passed through" "$log" | sed 's/^/   /' | cut -c1-200
+done
 echo "== loom.sh done in $(( $(date +%s) - start ))s"

@@ -257,6 +257,7 @@ mod tests {
             rate: 0.7586206896551724,
             threshold: 0.5,
             calls: 29,
+            failures: 22,
         });
         assert_eq!(
             r.to_string(),

@@ -15,8 +15,10 @@ pub enum TripReason {
         rate: f64,
         /// The configured threshold.
         threshold: f64,
-        /// Calls in the window.
+        /// Calls in the window the decision was made on.
         calls: u64,
+        /// Failed calls among them (`rate` is `failures / calls`).
+        failures: u64,
     },
     /// The slow-call rate over the window reached the threshold.
     SlowCallRate {
@@ -24,8 +26,10 @@ pub enum TripReason {
         rate: f64,
         /// The configured threshold.
         threshold: f64,
-        /// Calls in the window.
+        /// Calls in the window the decision was made on.
         calls: u64,
+        /// Slow calls among them (`rate` is `slow / calls`).
+        slow: u64,
     },
     /// The configured number of consecutive failures was reached.
     ConsecutiveFailures {
@@ -54,6 +58,7 @@ impl std::fmt::Display for TripReason {
                 rate,
                 threshold,
                 calls,
+                ..
             } => write!(
                 f,
                 "failure rate {:.0}% >= {:.0}% over {calls} calls",
@@ -64,6 +69,7 @@ impl std::fmt::Display for TripReason {
                 rate,
                 threshold,
                 calls,
+                ..
             } => write!(
                 f,
                 "slow-call rate {:.0}% >= {:.0}% over {calls} calls",
@@ -127,6 +133,7 @@ impl TripRules {
                     rate,
                     threshold,
                     calls: counts.calls,
+                    failures: counts.failures,
                 });
             }
         }
@@ -136,6 +143,7 @@ impl TripRules {
                     rate,
                     threshold,
                     calls: counts.calls,
+                    slow: counts.slow,
                 });
             }
         }

@@ -585,7 +585,7 @@ fn rate_exceeded_comes_before_the_trip_and_only_for_rates() {
     let n = kinds.len();
     assert!(matches!(
         kinds[n - 3],
-        EventKind::RateExceeded(TripReason::FailureRate { rate, threshold, calls: 4 })
+        EventKind::RateExceeded(TripReason::FailureRate { rate, threshold, calls: 4, failures: 2 })
             if rate == 0.5 && threshold == 0.5
     ));
     assert!(matches!(kinds[n - 2], EventKind::Transition(t) if t.to == State::Open));

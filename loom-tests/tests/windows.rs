@@ -41,6 +41,21 @@ fn time_window_survives_tag_wrap() {
 }
 
 #[test]
+fn time_window_reads_never_overstate_a_rate() {
+    model(m::time_window_reads_never_overstate_a_rate);
+}
+
+#[test]
+fn count_window_reads_never_overstate_a_rate() {
+    model(m::count_window_reads_never_overstate_a_rate);
+}
+
+#[test]
+fn count_window_record_counts_never_overstate_a_rate() {
+    model(m::count_window_record_counts_never_overstate_a_rate);
+}
+
+#[test]
 fn streak_survives_tag_wrap() {
     model(m::streak_survives_tag_wrap);
 }

@@ -57,6 +57,7 @@
 //! generation is a call in the lifetime total but may miss the sealed window's counts.
 
 use super::tag::{Age, Sweeper, Tag};
+use super::snapshot::read_end;
 use super::{Counts, Live, Recorded, FAILED, LOAD, PRESENT, RMW, SLOW};
 use crate::stripes::{Stripe, Stripes};
 use crate::sync::{atomic_u32, atomic_u64, AtomicU32, AtomicU64, Ordering};
@@ -484,7 +485,7 @@ impl CountWindow {
         let m = k.min(self.size);
         // RMW / LOAD: see the orderings note in `window`.
         let mut cur = self.head.load(LOAD);
-        let (h, start, retire) = loop {
+        let (start, retire) = loop {
             if tag_of_head(cur) != tag || kept_of(cur) != tag {
                 // RMW: a lifetime total, read only for metrics.
                 self.retired.fetch_add(k, RMW);
@@ -492,7 +493,7 @@ impl CountWindow {
             }
             let (next, folded) = self.step_by(cur, m);
             match self.head.compare_exchange_weak(cur, next, RMW, LOAD) {
-                Ok(_) => break (next, pos_of(cur), k - m + folded),
+                Ok(_) => break (pos_of(cur), k - m + folded),
                 Err(found) => cur = found,
             }
         };
@@ -512,7 +513,7 @@ impl CountWindow {
                 // A late slot took its claim back (`unclaim`); the success was admitted in
                 // time, so it stays a call of the lifetime total.
                 if slot.load(LOAD) != want
-                    && self.write_slot(slot, tag, 0, h, false) == Recorded::Late
+                    && self.write_slot(slot, tag, 0, false) == Recorded::Late
                 {
                     retire += 1;
                 }
@@ -552,7 +553,7 @@ impl CountWindow {
         if slot.load(LOAD) == slot_value(tag, PRESENT) {
             return Some(Recorded::Counted(None));
         }
-        Some(self.write_slot(slot, tag, 0, cur, false))
+        Some(self.write_slot(slot, tag, 0, false))
     }
 
     /// Records `bits` under `tag`. Counts are returned when `want_counts`, or when this record
@@ -572,7 +573,7 @@ impl CountWindow {
             return Recorded::Late;
         };
         let want_counts = want_counts || self.seq(h) == probe;
-        self.write_slot(&self.slots[pos as usize], tag, bits, h, want_counts)
+        self.write_slot(&self.slots[pos as usize], tag, bits, want_counts)
     }
 
     /// A record that claimed a position in `head` and then found a newer tag in its slot or in
@@ -601,17 +602,9 @@ impl CountWindow {
         self.retired.fetch_sub(1, RMW);
     }
 
-    /// Swaps `bits` into `slot` (claimed under `tag`; `h` is a head word for the window's
-    /// call count) and applies the difference to `counts`.
+    /// Swaps `bits` into `slot` (claimed under `tag`) and applies the difference to `counts`.
     #[inline]
-    fn write_slot(
-        &self,
-        slot: &AtomicU32,
-        tag: Tag,
-        bits: u32,
-        h: u64,
-        want_counts: bool,
-    ) -> Recorded {
+    fn write_slot(&self, slot: &AtomicU32, tag: Tag, bits: u32, want_counts: bool) -> Recorded {
         let new = slot_value(tag, bits | PRESENT);
         let mut cur = slot.load(LOAD);
         let old_bits = loop {
@@ -638,7 +631,9 @@ impl CountWindow {
             return Recorded::Counted(None);
         }
         match self.adjust_counts(tag, d_fail, d_slow, false) {
-            Some(c) => Recorded::Counted(want_counts.then(|| self.decode(h, c, tag))),
+            // The head this record claimed from is older than `c`: later records' failures may
+            // be in `c`, so the calls come from a head read now (see `snapshot`).
+            Some(c) => Recorded::Counted(want_counts.then(|| self.snapshot(tag, || c))),
             None => {
                 self.unclaim(tag);
                 Recorded::Late
@@ -658,8 +653,16 @@ impl CountWindow {
     }
 
     pub(crate) fn counts(&self, tag: Tag) -> Counts {
-        let h = self.head.load(LOAD);
-        let c = self.counts.load(LOAD);
+        self.snapshot(tag, || self.counts.load(LOAD))
+    }
+
+    /// The counts for `tag` from a `counts` word (loaded by `counts_word`, or the one the
+    /// caller just wrote) and a `head` read after it: the end of a span, outcome word first
+    /// (see `snapshot`), so the calls seen are never fewer than the positions of the failures
+    /// and slow calls seen.
+    #[inline]
+    fn snapshot(&self, tag: Tag, counts_word: impl FnOnce() -> u64) -> Counts {
+        let (h, c) = read_end(counts_word, || self.head.load(LOAD));
         self.decode(h, c, tag)
     }
 
@@ -962,11 +965,11 @@ mod tests {
     fn a_late_claim_leaves_the_sealed_window() {
         // B claims a position, A records and the breaker seals, then B finds itself late.
         let w = CountWindow::new(2, t(0));
-        let (h, pos) = w.advance_head(t(0), true, false, ALWAYS).unwrap();
+        let (_, pos) = w.advance_head(t(0), true, false, ALWAYS).unwrap();
         rec(&w, 0, FAILED);
         w.seal(t(1), ALWAYS);
         assert_eq!(
-            w.write_slot(&w.slots[pos as usize], t(0), FAILED, h, false),
+            w.write_slot(&w.slots[pos as usize], t(0), FAILED, false),
             Recorded::Late
         );
         assert_eq!(
@@ -979,9 +982,9 @@ mod tests {
         );
         assert_eq!(w.lifetime_calls(), 1);
         // After a reset the claim would be in `retired`: the total stays exact either way.
-        let (h, pos) = w.advance_head(t(1), true, false, ALWAYS).unwrap();
+        let (_, pos) = w.advance_head(t(1), true, false, ALWAYS).unwrap();
         w.reset(t(2), ALWAYS);
-        w.write_slot(&w.slots[pos as usize], t(1), 0, h, false);
+        w.write_slot(&w.slots[pos as usize], t(1), 0, false);
         assert_eq!(w.lifetime_calls(), 1);
     }
 

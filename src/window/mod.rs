@@ -70,6 +70,7 @@ use crate::sync::Ordering;
 pub(crate) mod count;
 #[cfg(breakerbox_loom)]
 pub mod models;
+pub(crate) mod snapshot;
 mod streak;
 pub(crate) mod tag;
 mod time;

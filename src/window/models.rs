@@ -283,3 +283,93 @@ pub fn time_window_striped_successes_race_a_failure() {
     assert_eq!(w.counts(Tag::of(0), 0, &st), exact(4, 1));
     assert_eq!(w.lifetime_calls(&st), 4);
 }
+
+/// The snapshot protocol (`window::snapshot`) in the time window: a reader evaluates the
+/// window while a recorder records a failure (the calls total first, then the failures
+/// total). Whatever the interleaving, the reader sees a state the real history passed
+/// through: one success; one success and the failure's call; or both outcomes. Reading the
+/// calls before the failures (`planted-bug-reads`) lets it see the failure without its call
+/// (1 call, 1 failure: a rate of 1.0 that never happened), and this model fails.
+pub fn time_window_reads_never_overstate_a_rate() {
+    use crate::stripes::Stripes;
+    let w = Arc::new(TimeWindow::new(MS, 2, Tag::of(0), 0));
+    let st = Arc::new(Stripes::new());
+    // Claims the bucket: the window's start is taken before anything below.
+    w.record(Tag::of(0), 0, 0, false, &st, ALWAYS);
+    let r = {
+        let (w, st) = (w.clone(), st.clone());
+        thread::spawn(move || {
+            w.record(Tag::of(0), FAILED, 0, false, &st, ALWAYS);
+        })
+    };
+    let seen = {
+        let (w, st) = (w.clone(), st.clone());
+        thread::spawn(move || w.counts(Tag::of(0), 0, &st))
+    }
+    .join()
+    .unwrap();
+    assert!(
+        [exact(1, 0), exact(2, 0), exact(2, 1)].contains(&seen),
+        "a state the history never passed through: {seen:?}"
+    );
+    r.join().unwrap();
+    assert_eq!(w.counts(Tag::of(0), 0, &st), exact(2, 1));
+}
+
+/// The snapshot protocol in the count window: a reader reads the counts while a recorder
+/// records a failure (a position in `head` first, then `counts`). The reader sees a state the
+/// history passed through; reading `head` before `counts` (`planted-bug-reads`) lets it see
+/// the failure without its position, and this model fails.
+pub fn count_window_reads_never_overstate_a_rate() {
+    let w = Arc::new(CountWindow::new(4, Tag::of(0)));
+    w.record(Tag::of(0), 0, false, 0, ALWAYS);
+    let r = {
+        let w = w.clone();
+        thread::spawn(move || {
+            w.record(Tag::of(0), FAILED, false, 0, ALWAYS);
+        })
+    };
+    let seen = {
+        let w = w.clone();
+        thread::spawn(move || w.counts(Tag::of(0)))
+    }
+    .join()
+    .unwrap();
+    assert!(
+        [exact(1, 0), exact(2, 0), exact(2, 1)].contains(&seen),
+        "a state the history never passed through: {seen:?}"
+    );
+    r.join().unwrap();
+    assert_eq!(w.counts(Tag::of(0)), exact(2, 1));
+}
+
+/// The counts a count-window record returns (the ones a trip is decided on) while another
+/// recorder records a failure: the first success stays in the window of 4, so whatever the
+/// two failures see, at least one of the calls they count is a success. Decoding with the head
+/// of the record's own earlier claim (instead of one read after `counts`) lets a record count
+/// the other's failure without its position: two calls, two failures, a rate of 1.0 that
+/// never happened.
+pub fn count_window_record_counts_never_overstate_a_rate() {
+    let w = Arc::new(CountWindow::new(4, Tag::of(0)));
+    w.record(Tag::of(0), 0, false, 0, ALWAYS);
+    let rec = |w: &CountWindow| match w.record(Tag::of(0), FAILED, true, 0, ALWAYS) {
+        Recorded::Counted(Some(c)) => c,
+        other => panic!("{other:?}"),
+    };
+    let r = {
+        let w = w.clone();
+        thread::spawn(move || rec(&w))
+    };
+    let mine = {
+        let w = w.clone();
+        thread::spawn(move || rec(&w))
+    };
+    let (mine, theirs) = (mine.join().unwrap(), r.join().unwrap());
+    for seen in [mine, theirs] {
+        assert!(
+            [exact(2, 1), exact(3, 1), exact(3, 2)].contains(&seen),
+            "a state the history never passed through: {seen:?}"
+        );
+    }
+    assert_eq!(w.counts(Tag::of(0)), exact(3, 2));
+}

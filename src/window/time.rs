@@ -26,13 +26,21 @@
 //! outcomes are dropped) and the counts at that moment are frozen for metrics, which show the
 //! window that tripped the breaker until it closes again.
 //!
-//! Approximations, both bounded by the calls in flight at one instant:
+//! Every read of several words follows the snapshot protocol (`window::snapshot`): a
+//! bucket's start is read calls first, the window's end failures and slow calls first, so the
+//! calls counted always include the calls of the failures counted.
+//!
+//! Approximations, each bounded by the outcomes in flight at one instant (at most one per
+//! recording thread):
 //! - a call recorded while its bucket is being claimed may be counted in the previous bucket;
+//! - an outcome in flight across a bucket's start snapshot (its call counted before the
+//!   snapshot, its failure after) counts as a failure of the bucket without its call;
 //! - a recorder of an older generation that passed the gate just before a transition may
 //!   add its outcome to the totals after the new generation's first bucket took its snapshot.
 //!   (The count window has no such gap; prefer it when that matters.)
 
 use super::tag::{Age, Sweeper, Tag};
+use super::snapshot::{read_end, read_start};
 use super::{Counts, Live, Recorded, FAILED, LOAD, RMW, SLOW};
 use crate::stripes::{Stripe, Stripes};
 use crate::sync::{atomic_u64, AtomicU64, Ordering};
@@ -308,9 +316,11 @@ impl TimeWindow {
     fn claim(&self, bucket: &Bucket, seen: u64, want: u64, stripes: &Stripes) {
         if bucket.stamp.compare_exchange(seen, want, RMW, LOAD).is_ok() {
             // This thread owns the bucket until it sets READY; evaluators skip it meanwhile.
-            let calls = self.total_calls(stripes);
-            let failures = self.bad[0].load(LOAD);
-            let slow = self.bad[1].load(LOAD);
+            // The start of a span: calls first (see `snapshot`).
+            let (calls, [failures, slow]) = read_start(
+                || self.total_calls(stripes),
+                || [self.bad[0].load(LOAD), self.bad[1].load(LOAD)],
+            );
             // Relaxed: published by the Release half of the READY CAS just below.
             bucket.calls_at_start.store(calls, Ordering::Relaxed);
             bucket.failures_at_start.store(failures, Ordering::Relaxed);
@@ -355,13 +365,18 @@ impl TimeWindow {
                 }
             }
         }
-        let total = self.total_calls(stripes);
+        // The end of the span: failures and slow calls first, then calls (see `snapshot`),
+        // so every failure counted here comes with its call.
+        let (total, [f1, s1]) = read_end(
+            || [self.bad[0].load(LOAD), self.bad[1].load(LOAD)],
+            || self.total_calls(stripes),
+        );
         let Some((_, [c0, f0, s0])) = start else {
             return (Counts::default(), total);
         };
         let calls = total.saturating_sub(c0);
-        let failures = self.bad[0].load(LOAD).saturating_sub(f0);
-        let slow = self.bad[1].load(LOAD).saturating_sub(s0);
+        let failures = f1.saturating_sub(f0);
+        let slow = s1.saturating_sub(s0);
         let c = Counts {
             calls,
             failures: failures.min(calls),
