@@ -56,8 +56,8 @@
 //! the next drain); the loom models check both bounds. A success that races the end of its
 //! generation is a call in the lifetime total but may miss the sealed window's counts.
 
-use super::tag::{Age, Sweeper, Tag};
 use super::snapshot::read_end;
+use super::tag::{Age, Sweeper, Tag};
 use super::{Counts, Live, Recorded, FAILED, LOAD, PRESENT, RMW, SLOW};
 use crate::stripes::{Stripe, Stripes};
 use crate::sync::{atomic_u32, atomic_u64, AtomicU32, AtomicU64, Ordering};
@@ -512,8 +512,7 @@ impl CountWindow {
                 let slot = &self.slots[i];
                 // A late slot took its claim back (`unclaim`); the success was admitted in
                 // time, so it stays a call of the lifetime total.
-                if slot.load(LOAD) != want
-                    && self.write_slot(slot, tag, 0, false) == Recorded::Late
+                if slot.load(LOAD) != want && self.write_slot(slot, tag, 0, false) == Recorded::Late
                 {
                     retire += 1;
                 }

@@ -3,6 +3,7 @@
 //! - [`CountWindow`]: the last N outcomes, one slot per outcome in a ring.
 //! - [`TimeWindow`]: the outcomes of the last T, aggregated into B buckets.
 //! - [`Streak`]: consecutive failures (the classic "5 failures then open" rule).
+//! - [`snapshot`]: the one rule for reading several window words at once, and its proof.
 //!
 //! # Generations and tags
 //! Every window word that outlives a generation carries a *tag*: the low bits of the breaker
@@ -55,12 +56,13 @@
 //! the C++/Rust memory model, so it holds on AArch64 (`LDAR`/`STLR`, or `CASAL` with LSE) as on
 //! x86-64 (where every locked RMW and plain load already behave so, at no extra cost).
 //!
-//! What the windows actually rely on is less: each word's counts and tags are right by the
-//! atomicity of its own RMWs (one modification order per word), and readers that combine
-//! several words (`counts`, metrics) are documented as snapshots that may mix two moments and
-//! clamp. The one cross-word edge the code needs is the time window's bucket snapshot: three
-//! `Relaxed` stores published by the `Release` half of the CAS that sets `READY`, read after
-//! the `Acquire` load that sees it. Keeping every other access `AcqRel`/`Acquire` as well makes
+//! What the windows rely on: each word's counts and tags are right by the atomicity of its own
+//! RMWs (one modification order per word); readers that combine several words follow the
+//! snapshot protocol ([`snapshot`]: the end of a span is read failures first, calls last, and
+//! its start calls first), whose proof uses the edge above from a failure's RMW to the reader's
+//! `Acquire` load, so the calls a reader sees always include those of the failures it sees; and
+//! the time window's bucket snapshot is three `Relaxed` stores published by the `Release` half
+//! of the CAS that sets `READY`, read after the `Acquire` load that sees it. Keeping every other access `AcqRel`/`Acquire` as well makes
 //! each word a happens-before chain, which the loom models exercise; after the threads join,
 //! every count is exact (the models check it).
 

@@ -39,8 +39,8 @@
 //!   add its outcome to the totals after the new generation's first bucket took its snapshot.
 //!   (The count window has no such gap; prefer it when that matters.)
 
-use super::tag::{Age, Sweeper, Tag};
 use super::snapshot::{read_end, read_start};
+use super::tag::{Age, Sweeper, Tag};
 use super::{Counts, Live, Recorded, FAILED, LOAD, RMW, SLOW};
 use crate::stripes::{Stripe, Stripes};
 use crate::sync::{atomic_u64, AtomicU64, Ordering};

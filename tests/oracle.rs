@@ -1,0 +1,499 @@
+//! The trip oracle: every trip (and every `RateExceeded`) must be justified by the real
+//! history of outcomes, not only "nothing crashed".
+//!
+//! Workers record outcomes while another thread races them with resets, manual transitions
+//! and half-open periods. Every recorded outcome gets an interval of global sequence numbers
+//! (`start` before the permit reports, `end` after): the window can only have seen it between
+//! the two. Every `RateExceeded` event carries the counts the breaker decided on, and the
+//! thread that emits it is the one recording the outcome whose evaluation made the decision,
+//! so the decision was made inside that outcome's interval `[a, b]`. After the run,
+//! [`check`] verifies each decision against the record of every outcome:
+//!
+//! 1. **The failures it counted existed.** The failures decided on are at most the failures
+//!    of that generation that could be in the window at some moment in `[a, b]`, plus the
+//!    outcomes in flight the windows' documented approximations allow (see [`Slack`]).
+//! 2. **Their calls were counted with them.** At the earliest moment `t` in `[a, b]` at which
+//!    the generation had recorded that many failures, it had also completed `done(t)` calls;
+//!    the calls decided on must be at least `min(done(t), window)` less the same slack. A
+//!    reader that loads the calls before the failures (or a head older than the counts) sees
+//!    many failures against few calls and fails this check by thousands.
+//!
+//! The slack is explicit and small: the outcomes in flight at the moment concerned (at most
+//! one per worker) and, for the count window, successes a racing drain holds (`BATCH - 1` per
+//! worker, only while another thread is inside a breaker operation). Builds with
+//! `--cfg breakerbox_narrow_tags` shrink `BATCH` to 2, where the count window's check is tight;
+//! `.ci/test.sh` runs this file in both builds.
+
+use breakerbox::{CircuitBreaker, EventKind, ManualClock, Permit, TripReason};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+/// The count window's stripe batch (see `window::count::BATCH`).
+#[cfg(not(breakerbox_narrow_tags))]
+const BATCH: u64 = 4096;
+#[cfg(breakerbox_narrow_tags)]
+const BATCH: u64 = 2;
+
+/// The global sequence: every interval bound is one `fetch_add` on it. SeqCst, so the order of
+/// the numbers is one total order that agrees with happens-before.
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn tick() -> u64 {
+    SEQ.fetch_add(1, SeqCst)
+}
+
+thread_local! {
+    /// The outcome this thread is recording: (start, generation), if any.
+    static CURRENT: Cell<Option<(u64, u32)>> = const { Cell::new(None) };
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Rec {
+    start: u64,
+    end: u64,
+    gen: u32,
+    failed: bool,
+}
+
+/// A decision: the counts a rate was decided on, made inside `[a, b]` for generation `gen`.
+#[derive(Clone, Copy, Debug)]
+struct Decision {
+    a: u64,
+    b: u64,
+    gen: u32,
+    calls: u64,
+    failures: u64,
+}
+
+/// An interval in which some thread was inside a breaker operation other than recording
+/// (a reset, a transition): a drain it makes may hold successes for a while.
+#[derive(Clone, Copy, Debug)]
+struct Op {
+    start: u64,
+    end: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Count(u32),
+    Time,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Pattern {
+    /// Each worker fails every second call: no 10 outcomes in a row of one generation can
+    /// all be failures, so a threshold of 1.0 must never trip.
+    Alternate,
+    /// Fails at random with probability 1/2: a threshold of 0.6 trips now and then, for real.
+    Random,
+}
+
+struct Scenario {
+    kind: Kind,
+    threshold: f64,
+    minimum: u32,
+    pattern: Pattern,
+    workers: usize,
+    /// Wall-clock bound of the run (count bounded too: see `max_resets`).
+    run_for: Duration,
+    max_resets: u64,
+}
+
+struct Run {
+    recs: Vec<Rec>,
+    decisions: Vec<Decision>,
+    ops: Vec<Op>,
+    resets: u64,
+}
+
+fn run(s: &Scenario) -> Run {
+    let clock = ManualClock::new();
+    let b = CircuitBreaker::builder()
+        .clock(clock.clone())
+        .failure_rate_threshold(s.threshold)
+        .minimum_calls(s.minimum)
+        .half_open_permits(2);
+    let b = match s.kind {
+        Kind::Count(n) => b.count_window(n),
+        Kind::Time => b.time_window(Duration::from_secs(60), 60),
+    };
+    let breaker = Arc::new(b.build().unwrap());
+    let decisions = Arc::new(Mutex::new(Vec::new()));
+    {
+        let decisions = decisions.clone();
+        breaker.on_event(move |e| {
+            if let EventKind::RateExceeded(TripReason::FailureRate {
+                calls, failures, ..
+            }) = e.kind
+            {
+                let b = tick();
+                // Outside a recording (never expected) the decision cannot be justified:
+                // generation `u32::MAX` has no outcomes, and the check reports it.
+                let (a, gen) = CURRENT.get().unwrap_or((0, u32::MAX));
+                decisions.lock().unwrap().push(Decision {
+                    a,
+                    b,
+                    gen,
+                    calls,
+                    failures,
+                });
+            }
+        });
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let barrier = Arc::new(Barrier::new(s.workers + 1));
+    let workers: Vec<_> = (0..s.workers)
+        .map(|w| {
+            let (breaker, stop, barrier, pattern) =
+                (breaker.clone(), stop.clone(), barrier.clone(), s.pattern);
+            std::thread::spawn(move || {
+                let mut recs = Vec::new();
+                let mut x = 0x9E37_79B9_u32 ^ (w as u32).wrapping_mul(0x85EB_CA6B) | 1;
+                let mut n = 0u64;
+                barrier.wait();
+                while !stop.load(SeqCst) {
+                    let Ok(p) = breaker.try_acquire() else {
+                        std::hint::spin_loop();
+                        continue;
+                    };
+                    n += 1;
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    let failed = match pattern {
+                        Pattern::Alternate => n.is_multiple_of(2),
+                        Pattern::Random => x & 1 == 0,
+                    };
+                    let gen = p.generation();
+                    let trial = p.is_trial();
+                    let start = tick();
+                    CURRENT.set(Some((start, gen)));
+                    report(p, failed);
+                    CURRENT.set(None);
+                    let end = tick();
+                    if !trial {
+                        recs.push(Rec {
+                            start,
+                            end,
+                            gen,
+                            failed,
+                        });
+                    }
+                }
+                recs
+            })
+        })
+        .collect();
+    barrier.wait();
+    // The disruptor: resets mostly, and now and then a manual transition or a half-open
+    // period, as fast as it can, until the time or count bound.
+    let started = Instant::now();
+    let (mut ops, mut resets) = (Vec::new(), 0u64);
+    let mut y = 0x2545_F491_u32;
+    while started.elapsed() < s.run_for && resets < s.max_resets {
+        y ^= y << 13;
+        y ^= y >> 17;
+        y ^= y << 5;
+        let start = tick();
+        match y % 20 {
+            0 => breaker.transition_to_half_open(),
+            1 => breaker
+                .transition_to_open_for(Duration::from_secs(1))
+                .unwrap(),
+            2 => breaker.transition_to_closed(),
+            _ => breaker.reset(),
+        }
+        ops.push(Op { start, end: tick() });
+        resets += 1;
+        std::thread::yield_now();
+    }
+    stop.store(true, SeqCst);
+    let mut recs: Vec<Rec> = workers
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    recs.sort_by_key(|r| r.start);
+    let decisions = std::mem::take(&mut *decisions.lock().unwrap());
+    Run {
+        recs,
+        decisions,
+        ops,
+        resets,
+    }
+}
+
+fn report(p: Permit<'_, ManualClock>, failed: bool) {
+    if failed {
+        p.failure()
+    } else {
+        p.success()
+    }
+}
+
+/// What the windows' documented approximations allow a decision beyond the history, in
+/// outcomes; see the module doc.
+#[derive(Debug)]
+struct Slack {
+    /// Failures that can be counted without their call, or outside the span they belong to.
+    failures: u64,
+    /// Calls that can be missing from the window's count.
+    calls: u64,
+}
+
+fn slack(kind: Kind, run: &Run, gen: &[Rec], d: &Decision, workers: u64) -> Slack {
+    let overlaps = |r: &Rec, lo: u64, hi: u64| r.start < hi && r.end > lo;
+    match kind {
+        Kind::Count(_) => {
+            // Each recorder in flight during the decision may hold one evicted failure not
+            // yet taken out of `counts`, or a claimed position not yet written.
+            let in_flight = run.recs.iter().filter(|r| overlaps(r, d.a, d.b)).count() as u64;
+            // Successes a racing drain took and has not merged: only while another thread
+            // was inside an operation that drains (a record or a transition).
+            let racing = in_flight > 1 || run.ops.iter().any(|o| o.start < d.a && o.end > d.a);
+            let held = if racing { workers * (BATCH - 1) } else { 0 };
+            Slack {
+                failures: in_flight,
+                calls: in_flight + held,
+            }
+        }
+        Kind::Time => {
+            // The generation's first bucket is claimed during one of its first records: an
+            // outcome in flight across that snapshot, or an older generation's recorder that
+            // passed the gate before the transition, adds a failure without its call.
+            let first_start = gen.first().map_or(0, |r| r.start);
+            let first_end = gen.iter().map(|r| r.end).min().unwrap_or(0);
+            let straddlers = run
+                .recs
+                .iter()
+                .filter(|r| {
+                    r.failed
+                        && r.end > first_start
+                        && ((r.gen != d.gen && r.start < d.b) || r.start < first_end)
+                })
+                .count() as u64;
+            let in_flight = run.recs.iter().filter(|r| overlaps(r, d.a, d.b)).count() as u64;
+            Slack {
+                failures: straddlers,
+                calls: straddlers + in_flight,
+            }
+        }
+    }
+}
+
+/// Checks every decision of `run` against the history; returns the decisions that no state
+/// of the history justifies, with what was found.
+fn check(kind: Kind, run: &Run, workers: u64) -> Vec<String> {
+    let mut by_gen: std::collections::HashMap<u32, Vec<Rec>> = Default::default();
+    for r in &run.recs {
+        by_gen.entry(r.gen).or_default().push(*r);
+    }
+    let none = Vec::new();
+    let mut bad = Vec::new();
+    for d in &run.decisions {
+        let gen = by_gen.get(&d.gen).unwrap_or(&none);
+        let sl = slack(kind, run, gen, d, workers);
+        let window = match kind {
+            Kind::Count(n) => u64::from(n),
+            Kind::Time => u64::MAX,
+        };
+        // 1. Failures that could be in the window at some moment of [a, b]: started before b,
+        //    and not pushed out by `calls` outcomes that surely came after them (completed
+        //    before a, started after they ended), less what a racing drain may hold.
+        let mut completed_before_a: Vec<u64> = gen
+            .iter()
+            .filter(|r| r.end < d.a)
+            .map(|r| r.start)
+            .collect();
+        completed_before_a.sort_unstable();
+        let candidates = gen
+            .iter()
+            .filter(|r| r.failed && r.start < d.b)
+            .filter(|r| {
+                let after =
+                    completed_before_a.len() - completed_before_a.partition_point(|&s| s <= r.end);
+                (after as u64) < d.calls.saturating_add(sl.calls)
+            })
+            .count() as u64;
+        if d.failures > candidates + sl.failures {
+            bad.push(format!(
+                "{d:?}: {} failures decided on, at most {candidates} + slack {sl:?} could be \
+                 in the window",
+                d.failures
+            ));
+            continue;
+        }
+        // 2. The calls that came with them: for each moment `t` in [a, b] at which the
+        //    failures could have been read, the window's start can be at the latest just
+        //    before the earliest of the last `need` failures started by `t` (its call must be
+        //    counted, or it is slack); every call that surely came after that one and completed
+        //    by `t` is in the window (up to its size). Justified if some `t` allows `calls`.
+        let need = d.failures.saturating_sub(sl.failures) as usize;
+        let failures: Vec<&Rec> = gen.iter().filter(|r| r.failed).collect();
+        let mut moments: Vec<u64> = gen
+            .iter()
+            .flat_map(|r| [r.start + 1, r.end + 1])
+            .filter(|&t| t > d.a && t <= d.b)
+            .collect();
+        moments.push(d.a);
+        moments.push(d.b);
+        let justified = need == 0
+            || moments.iter().any(|&t| {
+                let k = failures.partition_point(|r| r.start < t);
+                if k < need {
+                    return false;
+                }
+                let first = failures[k - need];
+                let done = gen
+                    .iter()
+                    .filter(|r| r.start > first.end && r.end < t)
+                    .count() as u64;
+                d.calls.saturating_add(sl.calls) >= done.min(window)
+            });
+        if !justified {
+            bad.push(format!(
+                "{d:?}: {} failures decided on against {} calls: at no moment of the decision \
+                 could the window hold those failures with so few calls (slack {sl:?})",
+                d.failures, d.calls
+            ));
+        }
+    }
+    bad
+}
+
+/// One scenario at a time: each already runs more threads than this machine may have cores.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn scenario(s: Scenario) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let r = run(&s);
+    let bad = check(s.kind, &r, s.workers as u64);
+    let outcomes = r.recs.len();
+    eprintln!(
+        "{:?} threshold {} pattern {:?}: {} outcomes, {} resets, {} decisions, {} unjustified",
+        s.kind,
+        s.threshold,
+        s.pattern,
+        outcomes,
+        r.resets,
+        r.decisions.len(),
+        bad.len()
+    );
+    assert!(r.resets >= 100, "the disruptor ran only {} times", r.resets);
+    assert!(outcomes >= 1_000, "only {outcomes} outcomes recorded");
+    assert!(
+        bad.is_empty(),
+        "{} of {} decisions are not justified by the history:\n{}",
+        bad.len(),
+        r.decisions.len(),
+        bad[..bad.len().min(5)].join("\n")
+    );
+}
+
+/// Resolution of one run: a few seconds at most; with `ORACLE_SECS` longer (for soak loops).
+fn run_for() -> Duration {
+    let secs = std::env::var("ORACLE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2.0);
+    Duration::from_secs_f64(secs)
+}
+
+fn workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, 8)
+        + 1
+}
+
+#[test]
+fn time_window_never_trips_a_rate_the_history_never_reached() {
+    scenario(Scenario {
+        kind: Kind::Time,
+        threshold: 1.0,
+        minimum: 10,
+        pattern: Pattern::Alternate,
+        workers: workers(),
+        run_for: run_for(),
+        max_resets: 200_000,
+    });
+}
+
+#[test]
+fn time_window_trips_are_justified() {
+    scenario(Scenario {
+        kind: Kind::Time,
+        threshold: 0.6,
+        minimum: 10,
+        pattern: Pattern::Random,
+        workers: workers(),
+        run_for: run_for(),
+        max_resets: 200_000,
+    });
+}
+
+#[test]
+fn count_window_never_trips_a_rate_the_history_never_reached() {
+    scenario(Scenario {
+        kind: Kind::Count(100),
+        threshold: 1.0,
+        minimum: 10,
+        pattern: Pattern::Alternate,
+        workers: workers(),
+        run_for: run_for(),
+        max_resets: 200_000,
+    });
+}
+
+#[test]
+fn count_window_trips_are_justified() {
+    scenario(Scenario {
+        kind: Kind::Count(20),
+        threshold: 0.6,
+        minimum: 10,
+        pattern: Pattern::Random,
+        workers: workers(),
+        run_for: run_for(),
+        max_resets: 200_000,
+    });
+}
+
+/// The checker itself: a decision the history cannot justify is reported (so a passing run
+/// means something), and one it can is not.
+#[test]
+fn the_checker_rejects_rates_that_never_happened() {
+    let recs: Vec<Rec> = (0..40u64)
+        .map(|i| Rec {
+            start: 2 * i,
+            end: 2 * i + 1,
+            gen: 1,
+            failed: i % 2 == 0,
+        })
+        .collect();
+    let run = |decisions| Run {
+        recs: recs.clone(),
+        decisions,
+        ops: Vec::new(),
+        resets: 0,
+    };
+    let at_end = |calls, failures| Decision {
+        a: 79,
+        b: 80,
+        gen: 1,
+        calls,
+        failures,
+    };
+    // The whole generation, read right: 40 calls, 20 failures.
+    assert!(check(Kind::Time, &run(vec![at_end(40, 20)]), 1).is_empty());
+    // Calls read before failures: 10 calls against 20 failures (clamped to 10).
+    assert_eq!(check(Kind::Time, &run(vec![at_end(10, 10)]), 1).len(), 1);
+    // More failures than ever happened.
+    assert_eq!(check(Kind::Time, &run(vec![at_end(40, 25)]), 1).len(), 1);
+    // A count window of 10: the last 10 hold 5 failures; 10 of 10 never happened.
+    assert!(check(Kind::Count(10), &run(vec![at_end(10, 5)]), 1).is_empty());
+    assert_eq!(
+        check(Kind::Count(10), &run(vec![at_end(10, 10)]), 1).len(),
+        1
+    );
+}
