@@ -1232,6 +1232,11 @@ impl<C: Clock> crate::timer::Due for CircuitBreaker<C> {
     fn emit(&self, t: Transition) {
         self.emit_transition(t);
     }
+
+    fn open_in(&self, gen: u32) -> bool {
+        let w = self.state.load();
+        w.is(State::Open) && w.gen() == gen
+    }
 }
 
 impl<C: Clock> std::fmt::Debug for CircuitBreaker<C> {

@@ -43,6 +43,8 @@ pub(crate) trait Due: Send + Sync {
     fn fire(&self, gen: u32) -> Fired;
     /// Emits the event of a transition [`fire`](Due::fire) made (listeners, tracing).
     fn emit(&self, t: Transition);
+    /// Whether the breaker is OPEN in generation `gen`.
+    fn open_in(&self, gen: u32) -> bool;
 }
 
 /// What [`Due::fire`] did.
@@ -180,7 +182,15 @@ fn fire(id: u64, e: Entry) {
     // happens.
     let fired = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| target.fire(e.gen)));
     match fired {
-        Ok(Fired::Later(left)) => schedule(id, e.gen, left, &e.target),
+        Ok(Fired::Later(left)) => {
+            schedule(id, e.gen, left, &e.target);
+            // A thread that made the breaker leave OPEN after `fire` looked may have removed
+            // the entry before it was put back: then the breaker is seen out of OPEN here (its
+            // CAS came before its removal, which came before our lock), and the entry goes.
+            if !target.open_in(e.gen) {
+                remove(id, Some(e.gen));
+            }
+        }
         Ok(Fired::Emit(t)) => submit(Box::new(move || target.emit(t))),
         Ok(Fired::Done) | Err(_) => {}
     }
@@ -283,7 +293,7 @@ impl Pool {
             let (next, timeout) = self
                 .work
                 .wait_timeout(s, IDLE_EXIT)
-                .map_or_else(|e| e.into_inner(), |r| r);
+                .unwrap_or_else(|e| e.into_inner());
             s = next;
             s.idle -= 1;
             if timeout.timed_out() && s.jobs.is_empty() && s.threads > 1 {
