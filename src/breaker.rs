@@ -78,9 +78,10 @@ pub struct CircuitBreaker<C: Clock = DefaultClock> {
     /// HALF-OPEN is decided by rate (the word's rate layout) rather than by the first failure.
     by_rate: bool,
     /// The automatic OPEN -> HALF-OPEN timer's handle on this breaker, when the option is on
-    /// and the breaker is shared (`share`).
+    /// and the breaker is shared (`share`). Dropping it (with the breaker) removes the
+    /// breaker's entry from the timer.
     #[cfg(not(breakerbox_loom))]
-    auto: std::sync::OnceLock<std::sync::Weak<dyn crate::timer::Due>>,
+    auto: std::sync::OnceLock<crate::timer::Handle>,
     /// The longest a HALF-OPEN generation may stay full before the next caller re-opens.
     max_half_open_ms: u64,
     rules: TripRules,
@@ -743,7 +744,7 @@ impl<C: Clock> CircuitBreaker<C> {
         });
     }
 
-    /// Side effects of a transition this thread won.
+    /// Side effects of a transition this thread won: the bookkeeping, then the event.
     fn transitioned(
         &self,
         from: Word,
@@ -751,6 +752,20 @@ impl<C: Clock> CircuitBreaker<C> {
         reason: TransitionReason,
         open_wait: Option<Duration>,
     ) {
+        let t = self.transitioned_quietly(from, to, reason, open_wait);
+        self.emit_transition(t);
+    }
+
+    /// The bookkeeping of a transition this thread won (window, streak, half-open stamp, the
+    /// automatic timer), none of which blocks; returns the event for
+    /// [`emit_transition`](Self::emit_transition).
+    fn transitioned_quietly(
+        &self,
+        from: Word,
+        to: Word,
+        reason: TransitionReason,
+        open_wait: Option<Duration>,
+    ) -> Transition {
         let tag = Tag::of(to.gen());
         let live = &self.live(to.gen());
         if to.is(State::Closed) || to.is(State::MetricsOnly) {
@@ -772,14 +787,29 @@ impl<C: Clock> CircuitBreaker<C> {
         let rejected = self.stripes.rejected();
         self.rejected_mark.store(rejected, Ordering::Relaxed);
         #[cfg(not(breakerbox_loom))]
-        self.schedule_half_open(to);
-        let t = Transition {
+        if let Some(timer) = self.auto.get() {
+            if from.is(State::Open) && !to.is(State::Open) {
+                timer.left_open(from.gen());
+            }
+            self.schedule_half_open(to);
+        }
+        Transition {
             from: from.kind(),
             to: to.kind(),
             reason,
             generation: to.gen(),
             open_wait,
-        };
+        }
+    }
+
+    /// Whether a transition event reaches anything (listeners, or tracing when built in).
+    #[cfg(not(breakerbox_loom))]
+    fn transitions_observed(&self) -> bool {
+        cfg!(feature = "tracing") || self.listeners.active() || self.transition_listeners.active()
+    }
+
+    /// The event of a transition: tracing, then the listeners, on this thread.
+    fn emit_transition(&self, t: Transition) {
         #[cfg(feature = "tracing")]
         tracing::event!(
             target: "breakerbox",
@@ -878,6 +908,14 @@ impl<C: Clock> CircuitBreaker<C> {
     /// OPEN word `w`: HALF-OPEN if its wait has ended (`Ok(())` when this call made the
     /// transition), or `Err` with the time left (`None` if another thread changed the word).
     fn half_open_if_elapsed(&self, w: Word) -> Result<(), Option<Duration>> {
+        let t = self.open_wait_elapsed(w)?;
+        self.emit_transition(t);
+        Ok(())
+    }
+
+    /// [`half_open_if_elapsed`](Self::half_open_if_elapsed) without the event: the transition
+    /// made, for the caller to emit.
+    fn open_wait_elapsed(&self, w: Word) -> Result<Transition, Option<Duration>> {
         if let Some(left) = w.remaining_ms(self.now_ms(), self.cap_ms()) {
             return Err(Some(Duration::from_millis(left)));
         }
@@ -886,8 +924,7 @@ impl<C: Clock> CircuitBreaker<C> {
         }
         let next = w.half_open_empty();
         self.state.cas(w, next).map_err(|_| None)?;
-        self.transitioned(w, next, TransitionReason::OpenWaitElapsed, None);
-        Ok(())
+        Ok(self.transitioned_quietly(w, next, TransitionReason::OpenWaitElapsed, None))
     }
 
     /// In an `Arc`, with the automatic OPEN -> HALF-OPEN timer attached if `automatic`.
@@ -898,7 +935,7 @@ impl<C: Clock> CircuitBreaker<C> {
         if automatic {
             let weak = Arc::downgrade(&shared);
             let timer: std::sync::Weak<dyn crate::timer::Due> = weak;
-            let _ = shared.auto.set(timer);
+            let _ = shared.auto.set(crate::timer::Handle::new(timer));
             // Built OPEN (`initial_state`): no transition will schedule this wait.
             shared.schedule_half_open(shared.state.load());
         }
@@ -912,7 +949,7 @@ impl<C: Clock> CircuitBreaker<C> {
         if let (true, Some(timer)) = (w.is(State::Open), self.auto.get()) {
             let left = w.remaining_ms(self.now_ms(), self.cap_ms());
             let left = Duration::from_millis(left.unwrap_or(0));
-            crate::timer::schedule(left, w.gen(), timer.clone());
+            timer.schedule(w.gen(), left);
         }
     }
 
@@ -1179,12 +1216,26 @@ impl<C: Clock> CircuitBreaker<C> {
 
 #[cfg(not(breakerbox_loom))]
 impl<C: Clock> crate::timer::Due for CircuitBreaker<C> {
-    fn fire(&self, gen: u32) -> Option<Duration> {
+    fn fire(&self, gen: u32) -> crate::timer::Fired {
+        use crate::timer::Fired;
         let w = self.state.load();
         if !(w.is(State::Open) && w.gen() == gen) {
-            return None;
+            return Fired::Done;
         }
-        self.half_open_if_elapsed(w).err().flatten()
+        match self.open_wait_elapsed(w) {
+            Ok(t) if self.transitions_observed() => Fired::Emit(t),
+            Ok(_) | Err(None) => Fired::Done,
+            Err(Some(left)) => Fired::Later(left),
+        }
+    }
+
+    fn emit(&self, t: Transition) {
+        self.emit_transition(t);
+    }
+
+    fn open_in(&self, gen: u32) -> bool {
+        let w = self.state.load();
+        w.is(State::Open) && w.gen() == gen
     }
 }
 

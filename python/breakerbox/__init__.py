@@ -133,7 +133,10 @@ class CircuitBreaker:
     - ``recovery_timeout`` (alias ``reset_timeout``; core ``open_wait``): how long to stay open
       (60). With ``open_wait_max`` (and ``open_wait_multiplier``, default 2) the wait grows
       exponentially over consecutive openings. ``jitter`` in ``[0, 1)`` shortens it randomly.
-    - ``half_open_permits``: trial calls in flight while half-open (1);
+    - ``half_open_permits``: trial calls in flight while half-open (1), counted per half-open
+      period: a failed trial re-opens, and the earlier period's trials still running do not
+      count against the next period's cap (with ``reset_timeout=0`` and a cap of 3, five calls
+      can run at once across two periods: each admits up to 3);
       ``half_open_successes`` (alias ``success_threshold``): trial successes that close it (1);
       ``max_half_open_wait``: re-open when every trial permit is held this long (60).
     - ``expected_exception``: exception type(s) that are failures (``Exception``), or a
