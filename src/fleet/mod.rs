@@ -43,16 +43,16 @@
 //! Only automatic transitions are published (trips, failed or timed-out trials, trial
 //! closes, fleet trips); other manual ones, including those the task applies, are not, so two
 //! instances never echo each other.
-//!
-//! ## Layout
-//! - `config.rs` — [`FleetConfig`]: the settings, their setters and their validation;
-//! - `attach.rs` — [`FleetConfig::attach`] and the [`FleetSync`] handle that stops the task;
-//! - `hook.rs` — which local transitions are published, and the flag that keeps applied ones
-//!   from being published back;
-//! - `task.rs` — the sync task: its loop, one round, applying the fleet's record;
-//! - `scripts.rs` — the keys, the Lua scripts and every round trip to the server;
-//! - `record.rs` — the one place that parses and checks what the server returns;
-//! - `events.rs` — [`FleetEvent`], what the task reports.
+
+// One job per file:
+// - `config.rs` — `FleetConfig`: the settings, their setters and their validation;
+// - `attach.rs` — `FleetConfig::attach` and the `FleetSync` handle that stops the task;
+// - `hook.rs` — which local transitions are published, and the flag that keeps applied ones
+//   from being published back;
+// - `task.rs` — the sync task: its loop, one round, applying the fleet's record;
+// - `scripts.rs` — the keys, the Lua scripts and every round trip to the server;
+// - `record.rs` — the one place that parses and checks what the server returns;
+// - `events.rs` — `FleetEvent`, what the task reports.
 
 // The module doc links to the breaker's methods.
 #[cfg(doc)]
