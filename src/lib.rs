@@ -43,7 +43,7 @@
 //! - windows — count and time sliding windows (`src/window/`);
 //! - trip rules — pure functions over window counts (`src/policy.rs`);
 //! - [`OpenWait`] — fixed or exponential open waits (`src/backoff.rs`);
-//! - [`Config`], [`Builder`], [`ConfigError`] (`src/config.rs`);
+//! - [`Config`], [`ConfigError`] (`src/config/`), [`Builder`] (`src/builder.rs`);
 //! - [`Clock`], [`QuantaClock`], [`ManualClock`] (`src/clock.rs`);
 //! - [`Permit`], [`OwnedPermit`] — the drop guard (`src/permit.rs`);
 //! - events, [`Metrics`], [`Registry`].
@@ -56,6 +56,7 @@
 
 mod backoff;
 mod breaker;
+mod builder;
 mod clock;
 mod config;
 mod error;
@@ -91,10 +92,11 @@ pub mod tower;
 
 pub use backoff::OpenWait;
 pub use breaker::{CircuitBreaker, DefaultClock};
+pub use builder::Builder;
 #[cfg(not(breakerbox_loom))]
 pub use clock::QuantaClock;
 pub use clock::{Clock, ManualClock, COARSE_GRANULARITY};
-pub use config::{Builder, Config, ConfigError, HalfOpenDecision, WindowConfig};
+pub use config::{Config, ConfigError, HalfOpenDecision, WindowConfig};
 pub use error::{CallError, InvalidOpenWait, RegistryFull, Rejected, ZeroCapacity};
 pub use events::{Event, EventKind, Listener, Outcome, Transition, TransitionReason};
 pub use metrics::Metrics;

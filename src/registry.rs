@@ -6,8 +6,9 @@
 //! returned `Arc` where you can; a lookup per call costs a hash of the name and an `Arc` clone.
 
 use crate::breaker::{CircuitBreaker, DefaultClock};
+use crate::builder::Builder;
 use crate::clock::Clock;
-use crate::config::{Builder, Config, ConfigError};
+use crate::config::{Config, ConfigError};
 use crate::error::{RegistryFull, ZeroCapacity};
 use crate::events::Listener;
 use crate::metrics::Metrics;

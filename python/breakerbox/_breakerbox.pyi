@@ -1,4 +1,4 @@
-"""Type stubs of the native core (``breakerbox._breakerbox``, built from python/src/lib.rs)."""
+"""Type stubs of the native core (``breakerbox._breakerbox``, built from python/src/)."""
 
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
 

@@ -1,0 +1,75 @@
+//! The Python exceptions raised by the core: `CircuitBreakerError` for a rejection and
+//! `ConfigError` for an invalid setting (classes of `breakerbox._errors`, looked up once).
+
+use breakerbox::{ConfigError, Rejected, State};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
+use pyo3::types::{PyString, PyType};
+
+static REJECTED_CLS: GILOnceCell<Py<PyType>> = GILOnceCell::new();
+static CONFIG_ERROR_CLS: GILOnceCell<Py<PyType>> = GILOnceCell::new();
+
+fn errors_class<'py>(
+    py: Python<'py>,
+    cell: &'static GILOnceCell<Py<PyType>>,
+    name: &str,
+) -> PyResult<&'py Bound<'py, PyType>> {
+    cell.get_or_try_init(py, || {
+        py.import("breakerbox._errors")?
+            .getattr(name)?
+            .downcast_into::<PyType>()
+            .map(Bound::unbind)
+            .map_err(PyErr::from)
+    })
+    .map(|t| t.bind(py))
+}
+
+/// The Python name of a core configuration field.
+fn py_field(field: &str) -> &str {
+    match field {
+        "window.size" => "window_size",
+        "window.duration" => "window_duration",
+        "window.buckets" => "window_buckets",
+        "open_wait.wait" | "open_wait.initial" => "open_wait",
+        "open_wait.max" => "open_wait_max",
+        "open_wait.multiplier" => "open_wait_multiplier",
+        f => f,
+    }
+}
+
+/// A `breakerbox.ConfigError` (a `ValueError`) naming `field`.
+pub(crate) fn config_error(py: Python<'_>, field: &str, message: String) -> PyErr {
+    match errors_class(py, &CONFIG_ERROR_CLS, "ConfigError") {
+        Ok(cls) => match cls.call1((message, field)) {
+            Ok(e) => PyErr::from_value(e),
+            Err(e) => e,
+        },
+        Err(e) => e,
+    }
+}
+
+pub(crate) fn core_config_error(py: Python<'_>, e: ConfigError) -> PyErr {
+    let field = py_field(e.field());
+    let message = e
+        .to_string()
+        .replace(&format!("`{}`", e.field()), &format!("`{field}`"));
+    config_error(py, field, message)
+}
+
+pub(crate) fn rejected_error(py: Python<'_>, name: &Py<PyString>, r: Rejected) -> PyErr {
+    let state = match r.state() {
+        State::Open => intern!(py, "open"),
+        State::HalfOpen => intern!(py, "half_open"),
+        State::ForcedOpen => intern!(py, "forced_open"),
+        s => &PyString::new(py, s.as_str()),
+    };
+    let retry = r.retry_after().map(|d| d.as_secs_f64());
+    match errors_class(py, &REJECTED_CLS, "CircuitBreakerError") {
+        Ok(cls) => match cls.call1((name.bind(py), state, retry)) {
+            Ok(e) => PyErr::from_value(e),
+            Err(e) => e,
+        },
+        Err(e) => e,
+    }
+}

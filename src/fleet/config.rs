@@ -1,0 +1,171 @@
+//! The settings of a fleet sync: [`FleetConfig`], its setters and its validation, and
+//! [`FleetError`].
+
+use super::events::{FleetEvent, FleetListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Settings of a breaker's fleet sync. Build with [`FleetConfig::new`] and the setters, then
+/// [`attach`](FleetConfig::attach).
+#[derive(Clone)]
+pub struct FleetConfig {
+    pub(super) url: String,
+    pub(super) prefix: String,
+    pub(super) instance: String,
+    pub(super) sync_interval: Duration,
+    pub(super) fleet_trials: Option<u32>,
+    pub(super) lease_ttl: Duration,
+    pub(super) timeout: Duration,
+    pub(super) aggregate: bool,
+    pub(super) on_event: Option<FleetListener>,
+}
+
+impl std::fmt::Debug for FleetConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FleetConfig")
+            .field("url", &self.url)
+            .field("prefix", &self.prefix)
+            .field("instance", &self.instance)
+            .field("sync_interval", &self.sync_interval)
+            .field("fleet_trials", &self.fleet_trials)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("timeout", &self.timeout)
+            .field("aggregate", &self.aggregate)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A fleet setting that cannot work, or an attach that cannot start.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FleetError {
+    /// A setting out of range; names the setting.
+    #[error("invalid fleet setting `{field}`: {reason}")]
+    Invalid {
+        /// The setting.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `attach` was called outside a tokio runtime.
+    #[error("fleet sync needs a tokio runtime (call attach from within one)")]
+    NoRuntime,
+    /// The breaker already has a fleet sync with a trial cap.
+    #[error("this breaker already has a fleet sync with fleet_trials")]
+    AlreadyAttached,
+}
+
+const DEFAULT_INTERVAL: Duration = Duration::from_millis(50);
+
+impl FleetConfig {
+    /// Sync through the Redis at `url` (`redis://127.0.0.1:6379`), with defaults: prefix
+    /// `breakerbox`, a random instance id, `sync_interval` 50 ms, a fleet-wide cap of one
+    /// instance in HALF-OPEN, `lease_ttl` 5 s, a 250 ms timeout per Redis round trip.
+    pub fn new(url: impl Into<String>) -> Self {
+        FleetConfig {
+            url: url.into(),
+            prefix: "breakerbox".into(),
+            instance: format!("{}-{:08x}", std::process::id(), fastrand::u32(..)),
+            sync_interval: DEFAULT_INTERVAL,
+            fleet_trials: Some(1),
+            lease_ttl: Duration::from_secs(5),
+            timeout: Duration::from_millis(250),
+            aggregate: false,
+            on_event: None,
+        }
+    }
+
+    /// Trip on the fleet's window as well as the local one: see the module doc. Needs a rate
+    /// rule in the breaker's configuration (`attach` refuses otherwise). Off by default.
+    pub fn aggregate(mut self, on: bool) -> Self {
+        self.aggregate = on;
+        self
+    }
+
+    /// Key namespace, so several services can share one Redis (no `|`, not empty).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// This instance's id in published records (no `|`, not empty; unique in the fleet).
+    pub fn instance(mut self, id: impl Into<String>) -> Self {
+        self.instance = id.into();
+        self
+    }
+
+    /// How often the task reads the fleet state (1 ms ..= 60 s). Other instances apply a trip
+    /// within about one interval.
+    pub fn sync_interval(mut self, d: Duration) -> Self {
+        self.sync_interval = d;
+        self
+    }
+
+    /// At most `p` instances HALF-OPEN at once across the fleet (`None`: no fleet cap, each
+    /// instance's own `half_open_permits` only).
+    pub fn fleet_trials(mut self, p: Option<u32>) -> Self {
+        self.fleet_trials = p;
+        self
+    }
+
+    /// Lifetime of a trial lease not refreshed (a crashed holder's lease lapses after this);
+    /// more than two sync intervals.
+    pub fn lease_ttl(mut self, d: Duration) -> Self {
+        self.lease_ttl = d;
+        self
+    }
+
+    /// Timeout of each Redis round trip (and of connecting); 1 ms ..= 60 s.
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = d;
+        self
+    }
+
+    /// Receives the task's [`FleetEvent`]s (on the task; keep it quick). A panic is caught.
+    pub fn on_event(mut self, f: impl Fn(&FleetEvent) + Send + Sync + 'static) -> Self {
+        self.on_event = Some(Arc::new(f));
+        self
+    }
+
+    pub(super) fn validate(&self) -> Result<(), FleetError> {
+        let invalid = |field, reason: &str| {
+            Err(FleetError::Invalid {
+                field,
+                reason: reason.to_string(),
+            })
+        };
+        let ms = Duration::from_millis(1);
+        let minute = Duration::from_secs(60);
+        if self.prefix.is_empty() || self.prefix.contains('|') {
+            return invalid("prefix", "must be non-empty, without `|`");
+        }
+        if self.instance.is_empty() || self.instance.contains('|') {
+            return invalid("instance", "must be non-empty, without `|`");
+        }
+        if !(ms..=minute).contains(&self.sync_interval) {
+            return invalid("sync_interval", "must be within 1ms ..= 60s");
+        }
+        if !(ms..=minute).contains(&self.timeout) {
+            return invalid("timeout", "must be within 1ms ..= 60s");
+        }
+        if self.fleet_trials == Some(0) {
+            return invalid(
+                "fleet_trials",
+                "must be at least 1 (or None for no fleet cap)",
+            );
+        }
+        if self.lease_ttl <= 2 * self.sync_interval || self.lease_ttl > Duration::from_secs(3600) {
+            return invalid(
+                "lease_ttl",
+                "must be more than two sync intervals and at most 1h",
+            );
+        }
+        if let Err(e) = redis::Client::open(self.url.as_str()) {
+            return Err(FleetError::Invalid {
+                field: "url",
+                reason: e.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
