@@ -43,7 +43,7 @@
 //! - windows — count and time sliding windows (`src/window/`);
 //! - trip rules — pure functions over window counts (`src/policy.rs`);
 //! - [`OpenWait`] — fixed or exponential open waits (`src/backoff.rs`);
-//! - [`Config`], [`ConfigError`] (`src/config/`), [`Builder`] (`src/builder.rs`);
+//! - [`Config`], [`ConfigError`] (`src/config/`), [`Builder`] (`src/breaker/builder.rs`);
 //! - [`Clock`], [`QuantaClock`], [`ManualClock`] (`src/clock.rs`);
 //! - [`Permit`], [`OwnedPermit`] — the drop guard (`src/permit.rs`);
 //! - events, [`Metrics`], [`Registry`].
@@ -56,7 +56,6 @@
 
 mod backoff;
 mod breaker;
-mod builder;
 mod clock;
 mod config;
 mod error;
@@ -91,8 +90,8 @@ pub mod reqwest;
 pub mod tower;
 
 pub use backoff::OpenWait;
+pub use breaker::Builder;
 pub use breaker::{CircuitBreaker, DefaultClock};
-pub use builder::Builder;
 #[cfg(not(breakerbox_loom))]
 pub use clock::QuantaClock;
 pub use clock::{Clock, ManualClock, COARSE_GRANULARITY};

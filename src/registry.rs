@@ -5,8 +5,8 @@
 //! fast non-cryptographic hasher): reading an existing breaker takes no lock. Hold on to the
 //! returned `Arc` where you can; a lookup per call costs a hash of the name and an `Arc` clone.
 
+use crate::breaker::Builder;
 use crate::breaker::{CircuitBreaker, DefaultClock};
-use crate::builder::Builder;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::error::{RegistryFull, ZeroCapacity};

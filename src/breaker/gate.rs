@@ -6,8 +6,8 @@ use super::*;
 
 impl<C: Clock> CircuitBreaker<C> {
     /// Whether the trial gate (fleet mode) is installed and closed; a caller asking for a
-    /// trial (`demand`) records that it wanted one, which is what makes the fleet task ask
-    /// Redis for a lease.
+    /// trial (`demand`) records that it wanted one, which is what makes whoever drives the gate
+    /// (the fleet task) ask for a lease.
     #[cold]
     pub(super) fn gate_closed(&self, demand: bool) -> bool {
         let Some(g) = self.half_open_gate.get() else {
@@ -116,9 +116,9 @@ pub mod gate_models {
     }
 }
 
-/// Fleet mode's trial gate (see `half_open_gate`): `open` while this instance holds a fleet
-/// trial lease (or Redis is unreachable and the breaker is plain local); `demand` set by
-/// callers refused by the closed gate.
+/// The trial gate (see `half_open_gate`), driven from outside the core (by fleet mode): `open`
+/// while trials may run here (the instance holds a fleet trial lease, or runs alone); `demand`
+/// set by callers refused by the closed gate.
 #[derive(Debug)]
 pub(crate) struct HalfOpenGate {
     pub(crate) open: crate::sync::AtomicBool,

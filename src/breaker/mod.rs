@@ -7,6 +7,7 @@
 //! functions, `acquire_ticket` and `complete`; no state-machine logic is written twice.
 //!
 //! One file per job:
+//! - `builder.rs`: the `Builder`, which validates a `Config` and builds the breaker;
 //! - `admission.rs`: `try_acquire` and the CAS loop behind it (`acquire_ticket`);
 //! - `outcome.rs`: `complete`, recording into the window or the trial counts, and trips;
 //! - `transition.rs`: the side effects of every transition, manual control, the timer's hooks;
@@ -15,7 +16,7 @@
 //! - `observe.rs`: state, metrics and listeners.
 
 use crate::clock::Clock;
-use crate::config::{Builder, Config, HalfOpenDecision, WindowConfig};
+use crate::config::{Config, HalfOpenDecision, WindowConfig};
 use crate::error::{CallError, InvalidOpenWait, Rejected};
 use crate::events::{EventKind, Listener, Listeners, Outcome, Transition, TransitionReason};
 use crate::metrics::{bump, new_totals, read, Metrics, Totals};
@@ -31,12 +32,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod admission;
+mod builder;
 mod call;
 mod gate;
 mod observe;
 mod outcome;
 mod transition;
 
+pub use builder::Builder;
 #[cfg(breakerbox_loom)]
 pub use gate::gate_models;
 pub(crate) use gate::HalfOpenGate;

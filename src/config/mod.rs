@@ -1,5 +1,5 @@
 //! Configuration: the [`Config`] data and its validation. The [`Builder`](crate::Builder),
-//! which builds a breaker from it, sits with what it builds (`src/builder.rs`).
+//! which builds a breaker from it, sits with what it builds (`src/breaker/builder.rs`).
 //!
 //! `Config` is plain data (serde-capable behind the `serde` feature, for config files). Nothing
 //! builds a breaker from it without [`Config::validate`]: invalid values are rejected with a
@@ -17,7 +17,3 @@ mod validate;
 
 pub use data::{Config, HalfOpenDecision, WindowConfig};
 pub use validate::ConfigError;
-
-/// Transitional: `src/breaker.rs` still imports the builder from here. Remove once it imports
-/// `crate::builder::Builder` (nothing else in `config` depends on the builder or the breaker).
-pub(crate) use crate::builder::Builder;
