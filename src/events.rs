@@ -139,7 +139,8 @@ pub enum EventKind {
     /// A rate rule reached its threshold (resilience4j's failure-rate-exceeded and
     /// slow-call-rate-exceeded events), with the rate in the [`TripReason`]. Emitted before
     /// the transition it causes: when a CLOSED window trips, when trial calls decide by rate,
-    /// and while METRICS_ONLY (which never trips) once per generation.
+    /// and while METRICS_ONLY (which never trips) once per generation for each rate (as
+    /// resilience4j, which keeps one flag per rate).
     RateExceeded(TripReason),
 }
 

@@ -150,6 +150,23 @@ impl TripRules {
         None
     }
 
+    /// Each rate rule on its own (failure rate, slow-call rate): whether it reaches its
+    /// threshold in `counts`, once the window holds its minimum calls.
+    pub(crate) fn rates_reached(&self, counts: Counts) -> [Option<TripReason>; 2] {
+        if !self.rates_ready(counts) {
+            return [None, None];
+        }
+        let failure = TripRules {
+            slow_rate: None,
+            ..*self
+        };
+        let slow = TripRules {
+            failure_rate: None,
+            ..*self
+        };
+        [failure.rate_reached(counts), slow.rate_reached(counts)]
+    }
+
     /// Whether the window needs to be evaluated at all after an outcome with these bits.
     #[inline]
     pub(crate) fn may_trip(&self, failed: bool, slow: bool) -> bool {

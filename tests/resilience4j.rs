@@ -647,6 +647,49 @@ fn metrics_only_reports_the_exceeded_rate_once_per_generation_and_never_trips() 
     assert_eq!(count(&seen), 2);
 }
 
+/// resilience4j keeps one flag per rate: calls that are both failed and slow report the
+/// failure rate and the slow-call rate, each once per generation.
+#[test]
+fn metrics_only_reports_each_exceeded_rate_once_per_generation() {
+    let clock = ManualClock::new();
+    let b = CircuitBreaker::builder()
+        .failure_rate_threshold(0.5)
+        .slow_calls(Duration::from_secs(1), 0.5)
+        .count_window(4)
+        .minimum_calls(4)
+        .initial_state(State::MetricsOnly)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let seen = events(&b);
+    let count = |slow: bool| {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|k| match k {
+                EventKind::RateExceeded(TripReason::FailureRate { .. }) => !slow,
+                EventKind::RateExceeded(TripReason::SlowCallRate { .. }) => slow,
+                _ => false,
+            })
+            .count()
+    };
+    let slow_failure = || {
+        let p = b.try_acquire().unwrap();
+        clock.advance(Duration::from_secs(2));
+        p.failure();
+    };
+    for _ in 0..20 {
+        slow_failure();
+    }
+    assert_eq!((count(false), count(true)), (1, 1));
+    b.reset();
+    b.metrics_only(); // a new generation
+    for _ in 0..20 {
+        slow_failure();
+    }
+    assert_eq!((count(false), count(true)), (2, 2));
+}
+
 #[test]
 fn ignored_outcomes_emit_an_event() {
     let b = CircuitBreaker::builder()

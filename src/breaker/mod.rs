@@ -97,8 +97,9 @@ pub struct CircuitBreaker<C: Clock = DefaultClock> {
     open_cap_ms: StdAtomicU64,
     /// The lifetime `rejected` count when the current state began (for the per-state figure).
     rejected_mark: StdAtomicU64,
-    /// `generation + 1` of the last METRICS_ONLY generation that emitted `RateExceeded`.
-    exceeded_gen: StdAtomicU32,
+    /// Per rate (failure, slow): `generation + 1` of the last METRICS_ONLY generation that
+    /// emitted `RateExceeded` for it.
+    exceeded_gen: [StdAtomicU32; 2],
     /// HALF-OPEN is decided by rate (the word's rate layout) rather than by the first failure.
     by_rate: bool,
     /// The automatic OPEN -> HALF-OPEN timer's handle on this breaker, when the option is on
@@ -185,7 +186,7 @@ impl<C: Clock> CircuitBreaker<C> {
                 config.open_wait.base_wait(crate::state::MAX_STEP),
             )),
             rejected_mark: StdAtomicU64::new(0),
-            exceeded_gen: StdAtomicU32::new(0),
+            exceeded_gen: [StdAtomicU32::new(0), StdAtomicU32::new(0)],
             by_rate: config.half_open_decision == HalfOpenDecision::Rate,
             #[cfg(not(breakerbox_loom))]
             auto: std::sync::OnceLock::new(),

@@ -59,7 +59,7 @@ impl<C: Clock> CircuitBreaker<C> {
     #[inline]
     pub(super) fn evaluate(&self, t: Ticket, counts: crate::window::Counts, streak: u64) {
         if let Some(reason) = self.rules.evaluate(counts, streak) {
-            self.trip(t.gen(), reason);
+            self.trip(t.gen(), reason, counts);
         }
     }
 
@@ -151,18 +151,27 @@ impl<C: Clock> CircuitBreaker<C> {
     }
 
     /// CLOSED(gen) -> OPEN, if the breaker is still in that generation. In METRICS_ONLY (which
-    /// records but never trips) a rate reaching its threshold is reported once per generation.
+    /// records but never trips) each rate reaching its threshold in `counts` is reported once
+    /// per generation, each rate on its own.
     #[cold]
-    pub(super) fn trip(&self, gen: u32, reason: crate::policy::TripReason) {
+    pub(super) fn trip(
+        &self,
+        gen: u32,
+        reason: crate::policy::TripReason,
+        counts: crate::window::Counts,
+    ) {
         let w = self.state.load();
         if w.gen() != gen {
             return;
         }
         if w.is(State::MetricsOnly) {
-            // Relaxed: a once-per-generation flag for an event; it publishes no memory.
             let mark = gen.wrapping_add(1);
-            if self.exceeded_gen.swap(mark, Ordering::Relaxed) != mark {
-                self.rate_exceeded(reason);
+            let reached = self.rules.rates_reached(counts);
+            for (flag, r) in self.exceeded_gen.iter().zip(reached) {
+                // Relaxed: a once-per-generation flag for an event; it publishes no memory.
+                if let Some(r) = r.filter(|_| flag.swap(mark, Ordering::Relaxed) != mark) {
+                    self.rate_exceeded(r);
+                }
             }
             return;
         }
