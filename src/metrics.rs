@@ -65,6 +65,15 @@ pub struct Metrics {
     pub rates_ready: bool,
     /// HALF-OPEN: trial calls in flight.
     pub half_open_in_flight: u32,
+    /// HALF-OPEN: trial calls of the current half-open period that have reported (0 in any
+    /// other state). With the default decision every one of them succeeded (a failed trial
+    /// ends the period); with `half_open_decision = rate` they include failures and slow calls.
+    pub half_open_trials: u32,
+    /// HALF-OPEN: failed trial calls of the current period (`half_open_decision = rate` only;
+    /// with the first-failure decision a failed trial re-opens the breaker at once).
+    pub half_open_trial_failures: u32,
+    /// HALF-OPEN: slow trial calls of the current period (`half_open_decision = rate` only).
+    pub half_open_trial_slow_calls: u32,
     /// OPEN: time left before trial calls are admitted.
     pub retry_after: Option<Duration>,
     /// Event-listener calls that panicked (caught and counted; the breaker carried on).

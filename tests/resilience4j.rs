@@ -360,6 +360,55 @@ fn open_then_wait(b: &CircuitBreaker<ManualClock>, clock: &ManualClock) {
     clock.advance(secs(1));
 }
 
+/// resilience4j's metrics count the trial calls of a half-open period: so do ours, beside the
+/// sealed window that tripped the breaker.
+#[test]
+fn metrics_show_the_current_half_open_periods_trials() {
+    let clock = ManualClock::new();
+    let b = by_rate(&clock, 4);
+    open_then_wait(&b, &clock);
+    let p = b.try_acquire().unwrap();
+    clock.advance(Duration::from_millis(1));
+    p.failure();
+    succeed(&b);
+    let m = b.metrics();
+    assert_eq!(m.state, State::HalfOpen);
+    assert_eq!(
+        (
+            m.half_open_trials,
+            m.half_open_trial_failures,
+            m.half_open_in_flight
+        ),
+        (2, 1, 0)
+    );
+    assert_eq!(
+        m.window_failures, 4,
+        "the window that tripped is still shown"
+    );
+    succeed(&b);
+    succeed(&b);
+    let m = b.metrics();
+    assert_eq!((m.state, m.half_open_trials), (State::Closed, 0));
+    // The first-failure decision: the successes so far.
+    let first = CircuitBreaker::builder()
+        .consecutive_failures(1)
+        .half_open_permits(3)
+        .half_open_successes(3)
+        .open_wait(secs(1))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    fail(&first);
+    clock.advance(secs(1));
+    succeed(&first);
+    succeed(&first);
+    let m = first.metrics();
+    assert_eq!(
+        (m.state, m.half_open_trials, m.half_open_trial_failures),
+        (State::HalfOpen, 2, 0)
+    );
+}
+
 #[test]
 fn rate_decision_closes_on_f_s_s_s_as_resilience4j() {
     let clock = ManualClock::new();

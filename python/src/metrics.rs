@@ -25,6 +25,9 @@ pub(crate) fn metrics_dict<'py>(py: Python<'py>, m: &Metrics) -> PyResult<Bound<
     d.set_item("slow_call_rate", m.slow_call_rate)?;
     d.set_item("rates_ready", m.rates_ready)?;
     d.set_item("half_open_in_flight", m.half_open_in_flight)?;
+    d.set_item("half_open_trials", m.half_open_trials)?;
+    d.set_item("half_open_trial_failures", m.half_open_trial_failures)?;
+    d.set_item("half_open_trial_slow_calls", m.half_open_trial_slow_calls)?;
     d.set_item("retry_after", m.retry_after.map(|w| w.as_secs_f64()))?;
     d.set_item("listener_panics", m.listener_panics)?;
     Ok(d)

@@ -31,6 +31,15 @@ impl<C: Clock> CircuitBreaker<C> {
         let calls = self.reported.fetch_max(calls, Ordering::Relaxed).max(calls);
         let successes = calls.saturating_sub(failures);
         let rejected = self.stripes.rejected();
+        // The current half-open period's reported trials: [recorded, failures, slow].
+        let trials = match (w.is(State::HalfOpen), self.by_rate) {
+            (false, _) => [0; 3],
+            (true, true) => {
+                let [_, recorded, failures, slow] = w.rate_trials();
+                [recorded, failures, slow]
+            }
+            (true, false) => [w.trial_successes(), 0, 0],
+        };
         let rate = |n: u64| {
             if counts.calls == 0 {
                 0.0
@@ -63,6 +72,9 @@ impl<C: Clock> CircuitBreaker<C> {
             } else {
                 0
             },
+            half_open_trials: trials[0],
+            half_open_trial_failures: trials[1],
+            half_open_trial_slow_calls: trials[2],
             listener_panics: self.listeners.panics() + self.transition_listeners.panics(),
             retry_after: if w.is(State::Open) {
                 w.remaining_ms(now / 1_000_000, self.cap_ms())
