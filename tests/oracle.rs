@@ -159,6 +159,10 @@ fn run(s: &Scenario) -> Run {
                         continue;
                     };
                     n += 1;
+                    // Leave the disruptor a share of a loaded machine.
+                    if n.is_multiple_of(256) {
+                        std::thread::yield_now();
+                    }
                     x ^= x << 13;
                     x ^= x >> 17;
                     x ^= x << 5;
@@ -188,11 +192,17 @@ fn run(s: &Scenario) -> Run {
         .collect();
     barrier.wait();
     // The disruptor: resets mostly, and now and then a manual transition or a half-open
-    // period, as fast as it can, until the time or count bound.
+    // period, as fast as it can: for `run_for` and at least `MIN_RESETS` operations (however
+    // loaded the machine), at most `max_resets` operations or `HARD_CAP` of wall time.
+    const MIN_RESETS: u64 = 300;
+    const HARD_CAP: Duration = Duration::from_secs(30);
     let started = Instant::now();
     let (mut ops, mut resets) = (Vec::new(), 0u64);
     let mut y = 0x2545_F491_u32;
-    while started.elapsed() < s.run_for && resets < s.max_resets {
+    while (started.elapsed() < s.run_for || resets < MIN_RESETS)
+        && resets < s.max_resets
+        && started.elapsed() < HARD_CAP
+    {
         y ^= y << 13;
         y ^= y >> 17;
         y ^= y << 5;
@@ -207,7 +217,6 @@ fn run(s: &Scenario) -> Run {
         }
         ops.push(Op { start, end: tick() });
         resets += 1;
-        std::thread::yield_now();
     }
     stop.store(true, SeqCst);
     let mut recs: Vec<Rec> = workers
