@@ -4,10 +4,11 @@
 //! Each shared breaker with the option has a process-unique id ([`Handle`]); the timer holds at
 //! most one entry per id, `(when, generation, weak reference)`, in a map by id plus an index
 //! ordered by `(when, id)`, under a mutex. A breaker schedules itself on every transition to
-//! OPEN (a transition, never a call: the hot path does not know the timer exists), which
-//! replaces its entry; a transition out of OPEN removes it; dropping the breaker removes it
+//! OPEN, and to HALF-OPEN for the end of `max_half_open_wait` (a transition, never a call: the
+//! hot path does not know the timer exists), which replaces its entry; a transition out of
+//! OPEN or HALF-OPEN removes it; dropping the breaker removes it
 //! too, so the weak reference goes with it and the breaker's memory is freed at once. The
-//! timer's memory is therefore proportional to the OPEN breakers waiting on it.
+//! timer's memory is therefore proportional to the OPEN and HALF-OPEN breakers waiting on it.
 //!
 //! Of two racing schedules of one breaker the newer generation wins whatever the order they
 //! take the lock in, and a transition out of OPEN removes only an entry of its own generation
@@ -39,11 +40,13 @@ use std::time::{Duration, Instant};
 /// What the timer thread calls: a breaker, type-erased over its clock.
 pub(crate) trait Due: Send + Sync {
     /// If the breaker is still OPEN in generation `gen`: makes the transition when the wait
-    /// has ended, without calling listeners, or says how long is left.
+    /// has ended, without calling listeners, or says how long is left. If it is HALF-OPEN in
+    /// `gen`: the same for a full period past `max_half_open_wait`.
     fn fire(&self, gen: u32) -> Fired;
     /// Emits the event of a transition [`fire`](Due::fire) made (listeners, tracing).
     fn emit(&self, t: Transition);
-    /// Whether the breaker is OPEN in generation `gen`.
+    /// Whether the breaker is OPEN or HALF-OPEN (the states the timer serves) in generation
+    /// `gen`.
     fn open_in(&self, gen: u32) -> bool;
 }
 

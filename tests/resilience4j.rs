@@ -250,6 +250,95 @@ fn automatic_half_open_follows_the_breakers_clock_without_a_caller() {
     assert_eq!(b.state(), State::Closed);
 }
 
+// ----- the half-open timeout's target state ----------------------------------------------
+
+fn timing_out(clock: &ManualClock, to: State, automatic: bool) -> Arc<CircuitBreaker<ManualClock>> {
+    CircuitBreaker::builder()
+        .consecutive_failures(1)
+        .open_wait(Duration::from_millis(10))
+        .max_half_open_wait(Duration::from_millis(50))
+        .half_open_timeout_state(to)
+        .automatic_half_open(automatic)
+        .clock(clock.clone())
+        .build_shared()
+        .unwrap()
+}
+
+/// resilience4j's `transitionToStateAfterWaitDuration = CLOSED`: a half-open period whose
+/// trials never report closes when `max_half_open_wait` passes, and the caller that finds it
+/// so is admitted as the first CLOSED call.
+#[test]
+fn a_timed_out_half_open_period_can_close() {
+    let clock = ManualClock::new();
+    let b = timing_out(&clock, State::Closed, false);
+    let seen = events(&b);
+    fail(&b);
+    clock.advance(Duration::from_millis(10));
+    let hung = b.try_acquire().unwrap(); // the one trial, which never reports
+    assert!(b.try_acquire().is_err(), "full");
+    assert!(!b.would_admit());
+    clock.advance(Duration::from_millis(50));
+    assert!(
+        b.would_admit(),
+        "a timed-out period closes for the next caller"
+    );
+    let p = b.try_acquire().expect("admitted as a CLOSED call");
+    assert!(!p.is_trial());
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(
+        transitions(&seen).last().unwrap(),
+        &(
+            State::HalfOpen,
+            State::Closed,
+            TransitionReason::HalfOpenTimedOut
+        )
+    );
+    p.success();
+    hung.failure(); // late: the period it belonged to is over
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(b.metrics().late, 1);
+}
+
+#[test]
+fn the_half_open_timeout_state_is_validated() {
+    for bad in [
+        State::HalfOpen,
+        State::ForcedOpen,
+        State::Disabled,
+        State::MetricsOnly,
+    ] {
+        let e = CircuitBreaker::builder()
+            .half_open_timeout_state(bad)
+            .build()
+            .unwrap_err();
+        assert_eq!(e.field(), "half_open_timeout_state", "{bad}");
+        assert!(e.to_string().contains("open or closed"), "{e}");
+    }
+}
+
+/// With the automatic timer a full half-open period past its wait goes to the configured
+/// state without any caller (today's callers-only behaviour left it HALF-OPEN forever when no
+/// call came).
+#[test]
+#[cfg_attr(miri, ignore = "a real-time background thread")]
+fn the_timer_ends_a_full_half_open_period_without_a_caller() {
+    for to in [State::Open, State::Closed] {
+        let clock = ManualClock::new();
+        let b = timing_out(&clock, to, true);
+        fail(&b);
+        clock.advance(Duration::from_millis(10));
+        wait_for_state(&b, State::HalfOpen);
+        let hung = b.try_acquire().unwrap();
+        assert!(hung.is_trial());
+        // The breaker's clock decides: until it passes the wait, the period stays.
+        std::thread::sleep(Duration::from_millis(120));
+        assert_eq!(b.state(), State::HalfOpen, "{to}");
+        clock.advance(Duration::from_millis(50));
+        wait_for_state(&b, to);
+        drop(hung);
+    }
+}
+
 #[test]
 #[cfg_attr(miri, ignore = "a real-time background thread")]
 fn automatic_half_open_from_an_initial_open_state_and_from_a_registry() {

@@ -121,6 +121,7 @@ struct Input {
     permits: N,
     successes: N,
     max_half_open_wait: D,
+    half_open_timeout_state: u8,
     call_timeout: Option<D>,
     by_rate: bool,
     initial_state: u8,
@@ -158,6 +159,7 @@ impl Input {
             half_open_permits: self.permits.get(),
             half_open_successes: self.successes.get(),
             max_half_open_wait: self.max_half_open_wait.get(),
+            half_open_timeout_state: State::ALL[usize::from(self.half_open_timeout_state % 6)],
             call_timeout: self.call_timeout.map(D::get),
             half_open_decision: if self.by_rate {
                 HalfOpenDecision::Rate
@@ -197,6 +199,7 @@ impl Input {
             .half_open_permits(c.half_open_permits)
             .half_open_successes(c.half_open_successes)
             .max_half_open_wait(c.max_half_open_wait)
+            .half_open_timeout_state(c.half_open_timeout_state)
             .half_open_decision(c.half_open_decision)
             .initial_state(c.initial_state)
             .automatic_half_open(c.automatic_half_open);
@@ -283,6 +286,7 @@ fn valid(c: &Config) -> bool {
         && c.call_timeout.is_none()
         && c.max_half_open_wait >= ms
         && c.max_half_open_wait <= day
+        && matches!(c.half_open_timeout_state, State::Open | State::Closed)
         && (c.half_open_decision == HalfOpenDecision::FirstFailure
             || (rate_rule
                 && c.half_open_permits <= MAX_RATE_TRIALS

@@ -29,9 +29,14 @@ impl<C: Clock> CircuitBreaker<C> {
             State::Open => {
                 w.remaining_ms(self.now_ms(), self.cap_ms()).is_none() && !self.gate_closed(false)
             }
-            // (Full past `max_half_open_wait`, the next caller re-opens: not admitted either.)
+            // (Full past `max_half_open_wait`, the next caller re-opens: not admitted either,
+            // unless a timed-out period closes.)
             State::HalfOpen if self.gate_closed(false) => false,
-            State::HalfOpen => w.take_trial_in(self.by_rate, self.permits).is_some(),
+            State::HalfOpen => {
+                w.take_trial_in(self.by_rate, self.permits).is_some()
+                    || (self.config.half_open_timeout_state == State::Closed
+                        && self.half_open_overdue(w).is_ok())
+            }
         }
     }
 
@@ -85,15 +90,12 @@ impl<C: Clock> CircuitBreaker<C> {
                 State::HalfOpen => match w.take_trial_in(self.by_rate, self.permits) {
                     Some(next) => (next, None),
                     // Full for longer than `max_half_open_wait`: the trials in flight are
-                    // presumed lost (leaked or hung); re-open at the next backoff step. Their
-                    // slots go with the generation.
+                    // presumed lost (leaked or hung); re-open at the next backoff step, or
+                    // close (`half_open_timeout_state`). Their slots go with the generation.
                     None if self.half_open_expired(w) => {
-                        let d = self.wait_for(w.next_step());
-                        wait = Some(d);
-                        (
-                            w.open(self.now_ms(), d),
-                            Some(TransitionReason::HalfOpenTimedOut),
-                        )
+                        let (next, d) = self.half_open_timed_out(w);
+                        wait = d;
+                        (next, Some(TransitionReason::HalfOpenTimedOut))
                     }
                     None => return Err(self.reject(State::HalfOpen, None)),
                 },
@@ -110,6 +112,13 @@ impl<C: Clock> CircuitBreaker<C> {
                 let left = next.remaining_ms(self.now_ms(), self.cap_ms());
                 return Err(self.reject(State::Open, left.map(|ms| ms * 1_000)));
             }
+            if next.is(State::Closed) {
+                // A timed-out half-open period closed: this caller's is the first CLOSED call.
+                if let Some(reason) = reason {
+                    self.transitioned(w, next, reason, None);
+                }
+                return Ok(Ticket::new(next.gen(), Kind::Window, self.start_us()));
+            }
             let ticket = Ticket::new(next.gen(), Kind::Trial, self.start_us());
             if let Some(reason) = reason {
                 self.transitioned(w, next, reason, None);
@@ -119,6 +128,35 @@ impl<C: Clock> CircuitBreaker<C> {
                 return Err(self.reject(State::HalfOpen, None));
             }
             return Ok(ticket);
+        }
+    }
+
+    /// Where HALF-OPEN word `w`, full past `max_half_open_wait`, goes: OPEN at the next
+    /// backoff step (with its wait), or CLOSED, as configured (`half_open_timeout_state`).
+    pub(super) fn half_open_timed_out(&self, w: Word) -> (Word, Option<Duration>) {
+        if self.config.half_open_timeout_state == State::Closed {
+            return (w.next(State::Closed, 0), None);
+        }
+        let d = self.wait_for(w.next_step());
+        (w.open(self.now_ms(), d), Some(d))
+    }
+
+    /// HALF-OPEN word `w`: whether the current period's stamp says `max_half_open_wait` has
+    /// passed (`Ok`), or the time left (`Err`); read only, unlike
+    /// [`half_open_expired`](Self::half_open_expired). A period with no stamp yet counts as
+    /// just begun.
+    pub(super) fn half_open_overdue(&self, w: Word) -> Result<(), Duration> {
+        let now = self.now_ms() & MS_MASK;
+        // Relaxed: see `half_open_expired`.
+        let cur = self.half_open_since.load(Ordering::Relaxed);
+        let passed = if (cur >> MS_BITS) as u32 == w.gen() {
+            now.wrapping_sub(cur & MS_MASK) & MS_MASK
+        } else {
+            0
+        };
+        match self.max_half_open_ms.checked_sub(passed) {
+            Some(left) if left > 0 => Err(Duration::from_millis(left)),
+            _ => Ok(()),
         }
     }
 

@@ -159,6 +159,13 @@ impl<C: Clock> Builder<C> {
         self
     }
 
+    /// See [`Config::half_open_timeout_state`]: `State::Open` (the default) or
+    /// `State::Closed`.
+    pub fn half_open_timeout_state(mut self, state: State) -> Self {
+        self.config.half_open_timeout_state = state;
+        self
+    }
+
     /// Invocation timeout for async calls (counts as a failure; `tokio` feature).
     pub fn call_timeout(mut self, timeout: Duration) -> Self {
         self.config.call_timeout = Some(timeout);

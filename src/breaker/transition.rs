@@ -48,7 +48,7 @@ impl<C: Clock> CircuitBreaker<C> {
         self.rejected_mark.store(rejected, Ordering::Relaxed);
         #[cfg(not(breakerbox_loom))]
         if let Some(timer) = self.auto.get() {
-            if from.is(State::Open) && !to.is(State::Open) {
+            if from.is(State::Open) || from.is(State::HalfOpen) {
                 timer.left_open(from.gen());
             }
             self.schedule_half_open(to);
@@ -200,14 +200,47 @@ impl<C: Clock> CircuitBreaker<C> {
         shared
     }
 
-    /// With the automatic timer attached and `w` an OPEN word: asks the timer to fire at the
-    /// end of its wait (at once if it has ended).
+    /// With the automatic timer attached: an OPEN word asks the timer to fire at the end of
+    /// its wait (at once if it has ended), a HALF-OPEN word at the end of
+    /// `max_half_open_wait` (where a full period times out).
     #[cfg(not(breakerbox_loom))]
     pub(super) fn schedule_half_open(&self, w: Word) {
-        if let (true, Some(timer)) = (w.is(State::Open), self.auto.get()) {
+        let Some(timer) = self.auto.get() else {
+            return;
+        };
+        if w.is(State::Open) {
             let left = w.remaining_ms(self.now_ms(), self.cap_ms());
-            let left = Duration::from_millis(left.unwrap_or(0));
-            timer.schedule(w.gen(), left);
+            timer.schedule(w.gen(), Duration::from_millis(left.unwrap_or(0)));
+        } else if w.is(State::HalfOpen) {
+            timer.schedule(w.gen(), Duration::from_millis(self.max_half_open_ms));
+        }
+    }
+
+    /// The timer's visit to HALF-OPEN word `w` (lock not held): a full period past
+    /// `max_half_open_wait` goes where `half_open_timeout_state` says, without waiting for a
+    /// caller; otherwise the time to look again.
+    #[cfg(not(breakerbox_loom))]
+    fn half_open_timer(&self, w: Word) -> crate::timer::Fired {
+        use crate::timer::Fired;
+        if let Err(left) = self.half_open_overdue(w) {
+            return Fired::Later(left);
+        }
+        if w.take_trial_in(self.by_rate, self.permits).is_some() {
+            // Not full: callers can still take trials, and a period only times out full.
+            return Fired::Later(Duration::from_millis(self.max_half_open_ms));
+        }
+        let (next, wait) = self.half_open_timed_out(w);
+        if self.state.cas(w, next).is_err() {
+            return Fired::Done;
+        }
+        if next.is(State::Open) {
+            bump(&self.totals.opened);
+        }
+        let t = self.transitioned_quietly(w, next, TransitionReason::HalfOpenTimedOut, wait);
+        if self.transitions_observed() {
+            Fired::Emit(t)
+        } else {
+            Fired::Done
         }
     }
 
@@ -239,7 +272,13 @@ impl<C: Clock> crate::timer::Due for CircuitBreaker<C> {
     fn fire(&self, gen: u32) -> crate::timer::Fired {
         use crate::timer::Fired;
         let w = self.state.load();
-        if !(w.is(State::Open) && w.gen() == gen) {
+        if w.gen() != gen {
+            return Fired::Done;
+        }
+        if w.is(State::HalfOpen) {
+            return self.half_open_timer(w);
+        }
+        if !w.is(State::Open) {
             return Fired::Done;
         }
         match self.open_wait_elapsed(w) {
@@ -255,6 +294,6 @@ impl<C: Clock> crate::timer::Due for CircuitBreaker<C> {
 
     fn open_in(&self, gen: u32) -> bool {
         let w = self.state.load();
-        w.is(State::Open) && w.gen() == gen
+        (w.is(State::Open) || w.is(State::HalfOpen)) && w.gen() == gen
     }
 }

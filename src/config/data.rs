@@ -82,6 +82,12 @@ pub struct Config {
     /// (`mem::forget`, a leaked future) or whose calls hang. Default 60 s; `1ms ..= 24h`.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub max_half_open_wait: Duration,
+    /// Where a HALF-OPEN breaker full past [`max_half_open_wait`](Self::max_half_open_wait)
+    /// goes: OPEN at the next backoff step (the default), or CLOSED (resilience4j's
+    /// `transitionToStateAfterWaitDuration`). Only `open` and `closed` are valid. With
+    /// [`automatic_half_open`](Self::automatic_half_open) the timer makes this transition
+    /// when the wait passes, without waiting for a caller.
+    pub half_open_timeout_state: State,
     /// Invocation timeout for async calls; a timed-out call counts as a failure. Needs the
     /// `tokio` feature: without it, validation refuses a timeout rather than ignore it.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
@@ -139,6 +145,7 @@ impl Default for Config {
             half_open_permits: 1,
             half_open_successes: 1,
             max_half_open_wait: DEFAULT_MAX_HALF_OPEN_WAIT,
+            half_open_timeout_state: State::Open,
             call_timeout: None,
             half_open_decision: HalfOpenDecision::FirstFailure,
             initial_state: State::Closed,

@@ -3,7 +3,7 @@
 
 use super::{Config, HalfOpenDecision, WindowConfig};
 use crate::backoff::OpenWait;
-use crate::state::{MAX_HALF_OPEN, MAX_OPEN_WAIT, MAX_RATE_TRIALS, MAX_STEP};
+use crate::state::{State, MAX_HALF_OPEN, MAX_OPEN_WAIT, MAX_RATE_TRIALS, MAX_STEP};
 use crate::window::count::MAX_SIZE as MAX_COUNT_WINDOW;
 use std::time::Duration;
 
@@ -219,6 +219,13 @@ impl Config {
             MAX_OPEN_WAIT,
             "1ms ..= 24h",
         )?;
+        if !matches!(self.half_open_timeout_state, State::Open | State::Closed) {
+            return Err(out_of_range(
+                "half_open_timeout_state",
+                self.half_open_timeout_state,
+                "open or closed",
+            ));
+        }
         if self.half_open_decision == HalfOpenDecision::Rate {
             if self.failure_rate_threshold.is_none() && self.slow_call_rate_threshold.is_none() {
                 return Err(ConfigError::Inconsistent {
