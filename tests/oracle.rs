@@ -26,7 +26,7 @@
 
 use breakerbox::{CircuitBreaker, EventKind, ManualClock, Permit, TripReason};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
@@ -143,11 +143,17 @@ fn run(s: &Scenario) -> Run {
         });
     }
     let stop = Arc::new(AtomicBool::new(false));
+    let recorded = Arc::new(AtomicU64::new(0));
     let barrier = Arc::new(Barrier::new(s.workers + 1));
     let workers: Vec<_> = (0..s.workers)
         .map(|w| {
-            let (breaker, stop, barrier, pattern) =
-                (breaker.clone(), stop.clone(), barrier.clone(), s.pattern);
+            let (breaker, stop, barrier, pattern, recorded) = (
+                breaker.clone(),
+                stop.clone(),
+                barrier.clone(),
+                s.pattern,
+                recorded.clone(),
+            );
             std::thread::spawn(move || {
                 let mut recs = Vec::new();
                 let mut x = 0x9E37_79B9_u32 ^ (w as u32).wrapping_mul(0x85EB_CA6B) | 1;
@@ -177,6 +183,8 @@ fn run(s: &Scenario) -> Run {
                     report(p, failed);
                     CURRENT.set(None);
                     let end = tick();
+                    // Relaxed: a progress count for the disruptor's loop bound.
+                    recorded.fetch_add(1, Relaxed);
                     if !trial {
                         recs.push(Rec {
                             start,
@@ -192,14 +200,18 @@ fn run(s: &Scenario) -> Run {
         .collect();
     barrier.wait();
     // The disruptor: resets mostly, and now and then a manual transition or a half-open
-    // period, as fast as it can: for `run_for` and at least `MIN_RESETS` operations (however
-    // loaded the machine), at most `max_resets` operations or `HARD_CAP` of wall time.
+    // period, as fast as it can: for `run_for` and at least `MIN_RESETS` operations and
+    // `MIN_OUTCOMES` outcomes (however loaded the machine), at most `max_resets` operations or
+    // `HARD_CAP` of wall time.
     const MIN_RESETS: u64 = 300;
+    const MIN_OUTCOMES: u64 = 3_000;
     const HARD_CAP: Duration = Duration::from_secs(30);
     let started = Instant::now();
     let (mut ops, mut resets) = (Vec::new(), 0u64);
     let mut y = 0x2545_F491_u32;
-    while (started.elapsed() < s.run_for || resets < MIN_RESETS)
+    while (started.elapsed() < s.run_for
+        || resets < MIN_RESETS
+        || recorded.load(Relaxed) < MIN_OUTCOMES)
         && resets < s.max_resets
         && started.elapsed() < HARD_CAP
     {
@@ -475,7 +487,7 @@ fn time_window_never_trips_a_rate_the_history_never_reached() {
         pattern: Pattern::Alternate,
         workers: workers(),
         run_for: run_for(),
-        max_resets: 200_000,
+        max_resets: 2_000_000,
     });
 }
 
@@ -488,7 +500,7 @@ fn time_window_trips_are_justified() {
         pattern: Pattern::Random,
         workers: workers(),
         run_for: run_for(),
-        max_resets: 200_000,
+        max_resets: 2_000_000,
     });
 }
 
@@ -501,7 +513,7 @@ fn count_window_never_trips_a_rate_the_history_never_reached() {
         pattern: Pattern::Alternate,
         workers: workers(),
         run_for: run_for(),
-        max_resets: 200_000,
+        max_resets: 2_000_000,
     });
 }
 
@@ -514,7 +526,7 @@ fn count_window_trips_are_justified() {
         pattern: Pattern::Random,
         workers: workers(),
         run_for: run_for(),
-        max_resets: 200_000,
+        max_resets: 2_000_000,
     });
 }
 
