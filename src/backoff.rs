@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 /// How long an OPEN breaker waits before letting trial calls through.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(
     feature = "serde",
@@ -28,6 +28,29 @@ pub enum OpenWait {
         #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
         max: Duration,
     },
+    /// A function of the opening's number in a row (1 for the first), as resilience4j's
+    /// `IntervalFunction`, capped at `max`. A `fn` pointer (any closure that captures
+    /// nothing), so that the configuration stays `Copy`; if it panics the wait is `max`. Not
+    /// expressible in config files.
+    ///
+    /// ```
+    /// use breakerbox::OpenWait;
+    /// use std::time::Duration;
+    ///
+    /// let w = OpenWait::Custom {
+    ///     f: |n| Duration::from_secs(10 * u64::from(n)),
+    ///     max: Duration::from_secs(25),
+    /// };
+    /// assert_eq!(w.base_wait(1), Duration::from_secs(10));
+    /// assert_eq!(w.base_wait(3), Duration::from_secs(25));
+    /// ```
+    #[cfg_attr(feature = "serde", serde(skip))]
+    Custom {
+        /// The wait of the `n`-th opening in a row.
+        f: fn(u32) -> Duration,
+        /// The cap (at most 24 h): also the longest wait the breaker plans for.
+        max: Duration,
+    },
 }
 
 impl OpenWait {
@@ -45,10 +68,23 @@ impl OpenWait {
         }
     }
 
+    /// The longest wait this function can give: the breaker's deadline horizon.
+    pub fn longest(&self) -> Duration {
+        match *self {
+            OpenWait::Fixed { wait } => wait,
+            OpenWait::Exponential { .. } => self.base_wait(crate::state::MAX_STEP),
+            OpenWait::Custom { max, .. } => max,
+        }
+    }
+
     /// The wait before jitter for the `n`-th consecutive opening (`n >= 1`).
     pub fn base_wait(&self, n: u32) -> Duration {
         match *self {
             OpenWait::Fixed { wait } => wait,
+            // User code: a panic gives the cap (the breaker's state must not depend on it).
+            OpenWait::Custom { f, max } => {
+                std::panic::catch_unwind(|| f(n)).map_or(max, |w| w.min(max))
+            }
             OpenWait::Exponential {
                 initial,
                 multiplier,
@@ -74,6 +110,33 @@ impl OpenWait {
             return base;
         }
         base.mul_f64((1.0 - jitter * r.clamp(0.0, 1.0)).max(0.0))
+    }
+}
+
+impl PartialEq for OpenWait {
+    /// Field by field; two `Custom` waits are equal when their caps are and their functions
+    /// have the same address (`std::ptr::fn_addr_eq`: one function may have several).
+    fn eq(&self, other: &Self) -> bool {
+        use OpenWait::*;
+        match (*self, *other) {
+            (Fixed { wait: a }, Fixed { wait: b }) => a == b,
+            (
+                Exponential {
+                    initial: i1,
+                    multiplier: m1,
+                    max: x1,
+                },
+                Exponential {
+                    initial: i2,
+                    multiplier: m2,
+                    max: x2,
+                },
+            ) => i1 == i2 && m1 == m2 && x1 == x2,
+            (Custom { f: f1, max: a }, Custom { f: f2, max: b }) => {
+                a == b && std::ptr::fn_addr_eq(f1, f2)
+            }
+            _ => false,
+        }
     }
 }
 

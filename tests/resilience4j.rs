@@ -250,6 +250,55 @@ fn automatic_half_open_follows_the_breakers_clock_without_a_caller() {
     assert_eq!(b.state(), State::Closed);
 }
 
+/// resilience4j's `waitIntervalFunctionInOpenState`: the open wait as a function of the
+/// opening's number in a row, capped; a panicking function gives the cap.
+#[test]
+fn a_custom_open_wait_function() {
+    let clock = ManualClock::new();
+    let b = CircuitBreaker::builder()
+        .consecutive_failures(1)
+        .open_wait_backoff(breakerbox::OpenWait::Custom {
+            f: |n| Duration::from_secs(10 * u64::from(n)),
+            max: secs(25),
+        })
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let mut waits = Vec::new();
+    for _ in 0..4 {
+        fail(&b);
+        let wait = b.try_acquire().unwrap_err().retry_after().unwrap();
+        waits.push(wait.as_secs());
+        clock.advance(wait);
+        fail(&b); // the trial fails: the next opening in a row
+        clock.advance(b.try_acquire().unwrap_err().retry_after().unwrap());
+        succeed(&b); // and a trial closes: back to step 1
+    }
+    assert_eq!(waits, [10, 10, 10, 10]);
+    fail(&b);
+    let mut row = Vec::new();
+    for _ in 0..3 {
+        let wait = b.try_acquire().unwrap_err().retry_after().unwrap();
+        row.push(wait.as_secs());
+        clock.advance(wait);
+        fail(&b);
+    }
+    assert_eq!(row, [10, 20, 25]);
+    let panicking = breakerbox::OpenWait::Custom {
+        f: |_| panic!("user code"),
+        max: secs(7),
+    };
+    assert_eq!(panicking.base_wait(1), secs(7));
+    let too_long = CircuitBreaker::builder()
+        .open_wait_backoff(breakerbox::OpenWait::Custom {
+            f: |_| secs(1),
+            max: secs(90_000),
+        })
+        .build()
+        .unwrap_err();
+    assert_eq!(too_long.field(), "open_wait.max");
+}
+
 // ----- the half-open timeout's target state ----------------------------------------------
 
 fn timing_out(clock: &ManualClock, to: State, automatic: bool) -> Arc<CircuitBreaker<ManualClock>> {

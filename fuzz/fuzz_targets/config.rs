@@ -261,6 +261,7 @@ fn valid(c: &Config) -> bool {
         }
         && match c.open_wait {
             OpenWait::Fixed { wait } => wait <= day,
+            OpenWait::Custom { max, .. } => max <= day,
             OpenWait::Exponential {
                 initial,
                 multiplier,

@@ -221,6 +221,10 @@ pub(crate) fn config_dict<'py>(py: Python<'py>, c: &Config) -> PyResult<Bound<'p
             d.set_item("open_wait_multiplier", multiplier)?;
             d.set_item("open_wait_max", max.as_secs_f64())?;
         }
+        // Not settable from Python (a Rust function); shown by its cap.
+        breakerbox::OpenWait::Custom { max, .. } => {
+            d.set_item("open_wait_max", max.as_secs_f64())?;
+        }
     }
     d.set_item("jitter", c.jitter)?;
     d.set_item("half_open_permits", c.half_open_permits)?;

@@ -182,9 +182,7 @@ impl<C: Clock> CircuitBreaker<C> {
             totals: new_totals(),
             half_open_since: atomic_u64(half_open_stamp(gen, now_ms & MS_MASK)),
             reported: atomic_u64(0),
-            open_cap_ms: StdAtomicU64::new(wait_ms(
-                config.open_wait.base_wait(crate::state::MAX_STEP),
-            )),
+            open_cap_ms: StdAtomicU64::new(wait_ms(config.open_wait.longest())),
             rejected_mark: StdAtomicU64::new(0),
             exceeded_gen: [StdAtomicU32::new(0), StdAtomicU32::new(0)],
             by_rate: config.half_open_decision == HalfOpenDecision::Rate,

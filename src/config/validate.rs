@@ -153,6 +153,13 @@ impl Config {
                 MAX_OPEN_WAIT,
                 "0 ..= 24h",
             )?,
+            OpenWait::Custom { max, .. } => check_range(
+                "open_wait.max",
+                max,
+                Duration::ZERO,
+                MAX_OPEN_WAIT,
+                "0 ..= 24h",
+            )?,
             OpenWait::Exponential {
                 initial,
                 multiplier,
