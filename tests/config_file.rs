@@ -99,7 +99,7 @@ fn the_documented_example_file_is_valid() {
     assert_eq!(c.consecutive_failures, None);
     assert_eq!(c.minimum_calls, 20);
     assert_eq!(c.window, WindowConfig::Count { size: 100 });
-    assert_eq!(c.max_half_open_wait, Duration::from_secs(60));
+    assert_eq!(c.max_half_open_wait, Some(Duration::from_secs(60)));
     assert_eq!(c.call_timeout, Some(Duration::from_secs(10)));
     c.validate().unwrap();
 }

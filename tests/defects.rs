@@ -163,7 +163,7 @@ fn leaked_trial_permits_are_reclaimed_after_max_half_open_wait() {
 
 #[test]
 fn max_half_open_wait_has_a_default_and_is_validated() {
-    assert_eq!(Config::default().max_half_open_wait, secs(60));
+    assert_eq!(Config::default().max_half_open_wait, Some(secs(60)));
     for bad in [Duration::ZERO, secs(25 * 3600)] {
         let e = CircuitBreaker::builder()
             .max_half_open_wait(bad)

@@ -348,6 +348,45 @@ fn a_timed_out_half_open_period_can_close() {
     assert_eq!(b.metrics().late, 1);
 }
 
+/// resilience4j's `maxWaitDurationInHalfOpenState = 0` (wait forever) is explicit here: no
+/// limit, in code and in config files ("off"); a duration of 0 stays an error.
+#[test]
+fn no_limit_on_a_full_half_open_period() {
+    let clock = ManualClock::new();
+    let b = CircuitBreaker::builder()
+        .consecutive_failures(1)
+        .open_wait(secs(1))
+        .no_max_half_open_wait()
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    assert_eq!(b.config().max_half_open_wait, None);
+    fail(&b);
+    clock.advance(secs(1));
+    let hung = b.try_acquire().unwrap();
+    clock.advance(secs(30 * 24 * 3600));
+    assert!(b.try_acquire().is_err());
+    assert_eq!(
+        b.state(),
+        State::HalfOpen,
+        "a month later, still the same period"
+    );
+    hung.success();
+    assert_eq!(b.state(), State::Closed);
+    let zero = CircuitBreaker::builder()
+        .max_half_open_wait(Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert_eq!(zero.field(), "max_half_open_wait");
+    assert!(zero.to_string().contains("no limit"), "{zero}");
+    let from_file: Config = toml::from_str("max_half_open_wait = \"off\"").unwrap();
+    assert_eq!(from_file.max_half_open_wait, None);
+    let back = toml::to_string(&from_file).unwrap();
+    assert!(back.contains("max_half_open_wait = \"off\""), "{back}");
+    let from_file: Config = toml::from_str("max_half_open_wait = \"90s\"").unwrap();
+    assert_eq!(from_file.max_half_open_wait, Some(secs(90)));
+}
+
 #[test]
 fn the_half_open_timeout_state_is_validated() {
     for bad in [

@@ -120,7 +120,7 @@ struct Input {
     jitter: F,
     permits: N,
     successes: N,
-    max_half_open_wait: D,
+    max_half_open_wait: Option<D>,
     half_open_timeout_state: u8,
     call_timeout: Option<D>,
     by_rate: bool,
@@ -158,7 +158,7 @@ impl Input {
             jitter: self.jitter.get(),
             half_open_permits: self.permits.get(),
             half_open_successes: self.successes.get(),
-            max_half_open_wait: self.max_half_open_wait.get(),
+            max_half_open_wait: self.max_half_open_wait.map(D::get),
             half_open_timeout_state: State::ALL[usize::from(self.half_open_timeout_state % 6)],
             call_timeout: self.call_timeout.map(D::get),
             half_open_decision: if self.by_rate {
@@ -198,7 +198,6 @@ impl Input {
             .jitter(c.jitter)
             .half_open_permits(c.half_open_permits)
             .half_open_successes(c.half_open_successes)
-            .max_half_open_wait(c.max_half_open_wait)
             .half_open_timeout_state(c.half_open_timeout_state)
             .half_open_decision(c.half_open_decision)
             .initial_state(c.initial_state)
@@ -206,6 +205,10 @@ impl Input {
         if let Some(t) = c.call_timeout {
             b = b.call_timeout(t);
         }
+        b = match c.max_half_open_wait {
+            Some(w) => b.max_half_open_wait(w),
+            None => b.no_max_half_open_wait(),
+        };
         // The setters cannot set a slow-call duration without the rule; the rest must match.
         let mut expect = c.clone();
         if expect.slow_call_rate_threshold.is_none() {
@@ -285,8 +288,7 @@ fn valid(c: &Config) -> bool {
         && c.call_timeout.is_none_or(|t| !t.is_zero())
         // breakerbox is built here without its `tokio` feature, so a timeout is refused.
         && c.call_timeout.is_none()
-        && c.max_half_open_wait >= ms
-        && c.max_half_open_wait <= day
+        && c.max_half_open_wait.is_none_or(|w| w >= ms && w <= day)
         && matches!(c.half_open_timeout_state, State::Open | State::Closed)
         && (c.half_open_decision == HalfOpenDecision::FirstFailure
             || (rate_rule

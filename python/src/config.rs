@@ -154,7 +154,7 @@ pub(crate) fn parse_config(
         c.half_open_successes = n;
     }
     if let Some(Some(d)) = kw.secs(py, "max_half_open_wait")? {
-        c.max_half_open_wait = d;
+        c.max_half_open_wait = Some(d);
     }
     if let Some(Some(v)) = kw.raw("half_open_decision")? {
         c.half_open_decision = match v.extract::<String>().ok().as_deref() {
@@ -229,7 +229,10 @@ pub(crate) fn config_dict<'py>(py: Python<'py>, c: &Config) -> PyResult<Bound<'p
     d.set_item("jitter", c.jitter)?;
     d.set_item("half_open_permits", c.half_open_permits)?;
     d.set_item("half_open_successes", c.half_open_successes)?;
-    d.set_item("max_half_open_wait", c.max_half_open_wait.as_secs_f64())?;
+    d.set_item(
+        "max_half_open_wait",
+        c.max_half_open_wait.map(|w| w.as_secs_f64()),
+    )?;
     d.set_item(
         "half_open_decision",
         match c.half_open_decision {

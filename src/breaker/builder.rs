@@ -155,7 +155,14 @@ impl<C: Clock> Builder<C> {
 
     /// See [`Config::max_half_open_wait`].
     pub fn max_half_open_wait(mut self, wait: Duration) -> Self {
-        self.config.max_half_open_wait = wait;
+        self.config.max_half_open_wait = Some(wait);
+        self
+    }
+
+    /// No limit on how long a full HALF-OPEN period lasts (resilience4j's
+    /// `maxWaitDurationInHalfOpenState` of 0): see [`Config::max_half_open_wait`].
+    pub fn no_max_half_open_wait(mut self) -> Self {
+        self.config.max_half_open_wait = None;
         self
     }
 

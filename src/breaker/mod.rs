@@ -107,7 +107,8 @@ pub struct CircuitBreaker<C: Clock = DefaultClock> {
     /// breaker's entry from the timer.
     #[cfg(not(breakerbox_loom))]
     auto: std::sync::OnceLock<crate::timer::Handle>,
-    /// The longest a HALF-OPEN generation may stay full before the next caller re-opens.
+    /// The longest a HALF-OPEN generation may stay full before the next caller re-opens
+    /// ([`NO_LIMIT`]: forever).
     max_half_open_ms: u64,
     rules: TripRules,
     /// Slow-call threshold in µs (at least 1); 0 when the slow-call rule is off.
@@ -188,7 +189,9 @@ impl<C: Clock> CircuitBreaker<C> {
             by_rate: config.half_open_decision == HalfOpenDecision::Rate,
             #[cfg(not(breakerbox_loom))]
             auto: std::sync::OnceLock::new(),
-            max_half_open_ms: wait_ms(config.max_half_open_wait).max(1),
+            max_half_open_ms: config
+                .max_half_open_wait
+                .map_or(NO_LIMIT, |w| wait_ms(w).max(1)),
             rules,
             slow_us,
             permits: config.half_open_permits,
@@ -282,6 +285,8 @@ impl<C: Clock> std::fmt::Debug for CircuitBreaker<C> {
 /// Milliseconds in a `half_open_since` stamp (2^43 ms: 278 years), below the generation.
 const MS_BITS: u32 = 43;
 const MS_MASK: u64 = (1 << MS_BITS) - 1;
+/// `max_half_open_ms` when there is no limit: more than any `half_open_since` stamp can span.
+const NO_LIMIT: u64 = u64::MAX;
 
 /// `[generation:21][ms:43]`: when HALF-OPEN generation `gen` was (first seen) entered.
 #[inline]

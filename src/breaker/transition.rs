@@ -211,7 +211,7 @@ impl<C: Clock> CircuitBreaker<C> {
         if w.is(State::Open) {
             let left = w.remaining_ms(self.now_ms(), self.cap_ms());
             timer.schedule(w.gen(), Duration::from_millis(left.unwrap_or(0)));
-        } else if w.is(State::HalfOpen) {
+        } else if w.is(State::HalfOpen) && self.max_half_open_ms != NO_LIMIT {
             timer.schedule(w.gen(), Duration::from_millis(self.max_half_open_ms));
         }
     }

@@ -79,9 +79,11 @@ pub struct Config {
     /// The longest HALF-OPEN may stay full (every trial permit taken, none reported) before
     /// the next caller re-opens the breaker at the next backoff step, as resilience4j's
     /// `maxWaitDurationInHalfOpenState`. It reclaims trial permits that were leaked
-    /// (`mem::forget`, a leaked future) or whose calls hang. Default 60 s; `1ms ..= 24h`.
-    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
-    pub max_half_open_wait: Duration,
+    /// (`mem::forget`, a leaked future) or whose calls hang. Default 60 s; `1ms ..= 24h`, or
+    /// `None` for no limit (resilience4j's 0: wait forever; a leaked permit then holds its
+    /// slot until a manual transition). In a config file: a duration or `"off"`.
+    #[cfg_attr(feature = "serde", serde(with = "super::off::duration"))]
+    pub max_half_open_wait: Option<Duration>,
     /// Where a HALF-OPEN breaker full past [`max_half_open_wait`](Self::max_half_open_wait)
     /// goes: OPEN at the next backoff step (the default), or CLOSED (resilience4j's
     /// `transitionToStateAfterWaitDuration`). Only `open` and `closed` are valid. With
@@ -144,7 +146,7 @@ impl Default for Config {
             jitter: 0.0,
             half_open_permits: 1,
             half_open_successes: 1,
-            max_half_open_wait: DEFAULT_MAX_HALF_OPEN_WAIT,
+            max_half_open_wait: Some(DEFAULT_MAX_HALF_OPEN_WAIT),
             half_open_timeout_state: State::Open,
             call_timeout: None,
             half_open_decision: HalfOpenDecision::FirstFailure,

@@ -37,3 +37,46 @@ where
         )),
     }
 }
+
+/// An optional duration: a humantime string (`"60s"`), or `"off"` (also `false` or null) for
+/// none; `None` is written as `"off"`.
+pub(super) mod duration {
+    use super::*;
+    use std::time::Duration;
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Flag(bool),
+        Text(String),
+    }
+
+    pub(in crate::config) fn serialize<S: Serializer>(
+        v: &Option<Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(d) => humantime_serde::serialize(d, s),
+            None => s.serialize_str("off"),
+        }
+    }
+
+    pub(in crate::config) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        match Option::<Raw>::deserialize(d)? {
+            None | Some(Raw::Flag(false)) => Ok(None),
+            Some(Raw::Text(t)) if t == "off" => Ok(None),
+            Some(Raw::Text(t)) => humantime_serde::re::humantime::parse_duration(&t)
+                .map(Some)
+                .map_err(|e| {
+                    D::Error::custom(format!(
+                        "{e}: expected a duration such as \"60s\", or \"off\""
+                    ))
+                }),
+            Some(Raw::Flag(true)) => Err(D::Error::custom(
+                "expected a duration such as \"60s\", or \"off\" (also `false` or null)",
+            )),
+        }
+    }
+}

@@ -219,13 +219,15 @@ impl Config {
             MAX_HALF_OPEN,
             "1 ..= 65535",
         )?;
-        check_range(
-            "max_half_open_wait",
-            self.max_half_open_wait,
-            Duration::from_millis(1),
-            MAX_OPEN_WAIT,
-            "1ms ..= 24h",
-        )?;
+        if let Some(wait) = self.max_half_open_wait {
+            check_range(
+                "max_half_open_wait",
+                wait,
+                Duration::from_millis(1),
+                MAX_OPEN_WAIT,
+                "1ms ..= 24h (or none: no limit)",
+            )?;
+        }
         if !matches!(self.half_open_timeout_state, State::Open | State::Closed) {
             return Err(out_of_range(
                 "half_open_timeout_state",
