@@ -379,6 +379,11 @@ fn no_limit_on_a_full_half_open_period() {
         .unwrap_err();
     assert_eq!(zero.field(), "max_half_open_wait");
     assert!(zero.to_string().contains("no limit"), "{zero}");
+}
+
+#[test]
+#[cfg(feature = "serde")]
+fn no_limit_on_a_full_half_open_period_in_a_config_file() {
     let from_file: Config = toml::from_str("max_half_open_wait = \"off\"").unwrap();
     assert_eq!(from_file.max_half_open_wait, None);
     let back = toml::to_string(&from_file).unwrap();
