@@ -299,6 +299,40 @@ fn a_custom_open_wait_function() {
     assert_eq!(too_long.field(), "open_wait.max");
 }
 
+/// Two documented differences from resilience4j, kept on purpose: `transition_to_half_open`
+/// from CLOSED moves (resilience4j refuses the transition), and `transition_to_open_for` on an
+/// OPEN breaker starts a new OPEN generation with the new wait and says so (resilience4j
+/// changes the wait silently).
+#[test]
+fn manual_transitions_from_closed_and_open_emit_their_events() {
+    let clock = ManualClock::new();
+    let b = CircuitBreaker::builder()
+        .consecutive_failures(1)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let seen = events(&b);
+    b.transition_to_half_open();
+    assert_eq!(b.state(), State::HalfOpen);
+    b.transition_to_open_for(secs(10)).unwrap();
+    let gen = b.generation();
+    b.transition_to_open_for(secs(300)).unwrap();
+    assert_eq!(b.generation(), gen + 1);
+    assert_eq!(
+        b.try_acquire().unwrap_err().retry_after(),
+        Some(secs(300)),
+        "the new wait"
+    );
+    assert_eq!(
+        transitions(&seen),
+        [
+            (State::Closed, State::HalfOpen, TransitionReason::Manual),
+            (State::HalfOpen, State::Open, TransitionReason::Manual),
+            (State::Open, State::Open, TransitionReason::Manual),
+        ]
+    );
+}
+
 // ----- the half-open timeout's target state ----------------------------------------------
 
 fn timing_out(clock: &ManualClock, to: State, automatic: bool) -> Arc<CircuitBreaker<ManualClock>> {
