@@ -56,6 +56,11 @@ fn count_window_record_counts_never_overstate_a_rate() {
 }
 
 #[test]
+fn time_window_stale_claim_never_moves_a_newer_start_back() {
+    model(m::time_window_stale_claim_never_moves_a_newer_start_back);
+}
+
+#[test]
 fn streak_survives_tag_wrap() {
     model(m::streak_survives_tag_wrap);
 }

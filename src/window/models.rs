@@ -373,3 +373,56 @@ pub fn count_window_record_counts_never_overstate_a_rate() {
     }
     assert_eq!(w.counts(Tag::of(0)), exact(3, 2));
 }
+
+/// A claimer of a time-window bucket preempted between its claim and its snapshot writes,
+/// while the generation ends and the next one claims the same bucket: the stale claimer must
+/// not put its older start under the newer stamp. A third thread records a failure of the old
+/// generation; if it completed before the new generation began (the resetter saw it done),
+/// the new generation's window must not count it. Fails when the snapshot is written with
+/// plain stores (the stale claimer's older start then counts that failure).
+pub fn time_window_stale_claim_never_moves_a_newer_start_back() {
+    use crate::stripes::Stripes;
+    use loom::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    let w = Arc::new(TimeWindow::new(MS, 4, Tag::of(0), 0));
+    let st = Arc::new(Stripes::new());
+    let done = Arc::new(AtomicBool::new(false));
+    // The stale claimer: the first record of epoch 2 in generation 0 (a success).
+    let a = {
+        let (w, st) = (w.clone(), st.clone());
+        thread::spawn(move || {
+            w.record(Tag::of(0), 0, MS, false, &st, ALWAYS);
+        })
+    };
+    // An old-generation failure, into the same bucket.
+    let c = {
+        let (w, st, done) = (w.clone(), st.clone(), done.clone());
+        thread::spawn(move || {
+            w.record(Tag::of(0), FAILED, MS, false, &st, ALWAYS);
+            done.store(true, SeqCst);
+        })
+    };
+    // The next generation and its first record.
+    let b = {
+        let (w, st, done) = (w.clone(), st.clone(), done.clone());
+        thread::spawn(move || {
+            let before = done.load(SeqCst);
+            w.reset(Tag::of(1), ALWAYS);
+            w.record(Tag::of(1), 0, MS, false, &st, ALWAYS);
+            before
+        })
+    };
+    a.join().unwrap();
+    c.join().unwrap();
+    let failure_was_done = b.join().unwrap();
+    let seen = w.counts(Tag::of(1), MS, &st);
+    if failure_was_done {
+        assert_eq!(
+            seen.failures, 0,
+            "an old generation's completed failure: {seen:?}"
+        );
+    }
+    assert!(
+        seen.failures <= 1 && seen.calls >= 1 && seen.calls <= 3,
+        "{seen:?}"
+    );
+}

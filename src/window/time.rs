@@ -210,19 +210,27 @@ impl TimeWindow {
         }
         let (epoch, bucket) = self.bucket_at(now_ns);
         let want = stamp(tag, epoch);
-        let cur = bucket.stamp.load(LOAD);
+        let mut cur = bucket.stamp.load(LOAD);
         let mut evaluate = want_counts;
-        if cur & !READY != want {
+        while cur & !READY != want {
             // Claim the bucket if it holds an older tag, or an older epoch of this tag. (A newer
-            // epoch of this tag means this recorder was delayed: count it there.)
+            // epoch of this tag means this recorder was delayed: count it there.) Again if
+            // another claim won meanwhile and the bucket is still older (a recorder of an
+            // older generation, say), so that this record's bucket is always claimed for it.
             let claim = match tag.age_of(stamp_tag(cur)) {
                 Age::Older => true,
                 Age::Current => stamp_epoch(cur) < epoch,
                 Age::Newer => false,
             };
-            if claim {
-                self.claim(bucket, cur, want, stripes);
-                evaluate = self.minimum != 0 || want_counts;
+            if !claim {
+                break;
+            }
+            match self.claim(bucket, cur, want, stripes) {
+                Ok(()) => {
+                    evaluate = self.minimum != 0 || want_counts;
+                    break;
+                }
+                Err(found) => cur = found,
             }
         }
         // RMW: the totals pair with the snapshot loads in `claim` and `counts`.
@@ -313,23 +321,34 @@ impl TimeWindow {
     }
 
     #[cold]
-    fn claim(&self, bucket: &Bucket, seen: u64, want: u64, stripes: &Stripes) {
-        if bucket.stamp.compare_exchange(seen, want, RMW, LOAD).is_ok() {
+    fn claim(&self, bucket: &Bucket, seen: u64, want: u64, stripes: &Stripes) -> Result<(), u64> {
+        // The start of a span: calls first (see `snapshot`). Read *before* the claim, so that a
+        // claimer's snapshot is never newer than the claim that replaces it: the newer claimer
+        // read its totals after loading this claim's stamp, which came after this read.
+        let (calls, [failures, slow]) = read_start(
+            || self.total_calls(stripes),
+            || [self.bad[0].load(LOAD), self.bad[1].load(LOAD)],
+        );
+        bucket.stamp.compare_exchange(seen, want, RMW, LOAD)?;
+        {
             // This thread owns the bucket until it sets READY; evaluators skip it meanwhile.
-            // The start of a span: calls first (see `snapshot`).
-            let (calls, [failures, slow]) = read_start(
-                || self.total_calls(stripes),
-                || [self.bad[0].load(LOAD), self.bad[1].load(LOAD)],
-            );
-            // Relaxed: published by the Release half of the READY CAS just below.
-            bucket.calls_at_start.store(calls, Ordering::Relaxed);
-            bucket.failures_at_start.store(failures, Ordering::Relaxed);
-            bucket.slow_at_start.store(slow, Ordering::Relaxed);
-            // AcqRel (its Release half): publishes the three snapshot stores to the Acquire
+            // `fetch_max`, not a store: a claimer preempted here while a newer claim of this
+            // bucket (a newer generation or epoch) took it, snapshotted and published it, must
+            // not put its older start back under the newer stamp (which would count an older
+            // stretch of history, of any length, in the newer window). The totals only grow
+            // and each claimer read them before its claim, so the newest claim's snapshot is
+            // the largest and `fetch_max` leaves exactly it. RMW: a field read with `LOAD`
+            // that sees a newer claimer's value sees that claimer's stamp CAS too (see
+            // `live_counts`).
+            bucket.calls_at_start.fetch_max(calls, RMW);
+            bucket.failures_at_start.fetch_max(failures, RMW);
+            bucket.slow_at_start.fetch_max(slow, RMW);
+            // AcqRel (its Release half): publishes the three snapshot writes to the Acquire
             // stamp load in `counts` that sees READY. A CAS, not a store: if a sweep or a newer
             // claim took the bucket meanwhile, it stays theirs.
             let _ = bucket.stamp.compare_exchange(want, want | READY, RMW, LOAD);
         }
+        Ok(())
     }
 
     pub(crate) fn reset(&self, tag: Tag, live: Live<'_>) {
@@ -353,11 +372,14 @@ impl TimeWindow {
                 continue;
             }
             if start.is_none_or(|(oe, _)| e < oe) {
-                // Relaxed: ordered after the Acquire stamp load that saw READY.
+                // LOAD (Acquire): after the Acquire stamp load that saw READY, so at least the
+                // owner's snapshot; a value a newer claimer wrote synchronizes with that
+                // claimer's `fetch_max`, after its stamp CAS, so the re-check below sees the
+                // newer stamp and drops the bucket.
                 let snap = [
-                    b.calls_at_start.load(Ordering::Relaxed),
-                    b.failures_at_start.load(Ordering::Relaxed),
-                    b.slow_at_start.load(Ordering::Relaxed),
+                    b.calls_at_start.load(LOAD),
+                    b.failures_at_start.load(LOAD),
+                    b.slow_at_start.load(LOAD),
                 ];
                 // Re-check that the bucket was not re-claimed while reading.
                 if b.stamp.load(LOAD) == s {
