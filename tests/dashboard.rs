@@ -96,12 +96,19 @@ async fn the_page_shows_breakers_flipping_open_and_closed() {
         record_skip(why);
         return;
     };
-    let registry = Arc::new(Registry::with_clock(Default::default(), ManualClock::new()).unwrap());
+    let clock = ManualClock::new();
+    let registry = Arc::new(Registry::with_clock(Default::default(), clock.clone()).unwrap());
     let payment = registry.get("payment");
     let inventory = registry.get("inventory");
     for _ in 0..3 {
         inventory.try_acquire().unwrap().success();
     }
+    // OPEN with its wait over: the next call is a trial, and the page says "due".
+    let shipping = registry.get("shipping");
+    shipping
+        .transition_to_open_for(Duration::from_secs(1))
+        .unwrap();
+    clock.advance(Duration::from_secs(2));
     // Flip `payment` on the server side as the page polls: open on the 3rd poll, closed on
     // the 6th.
     let polls = Arc::new(AtomicUsize::new(0));
@@ -162,7 +169,15 @@ async fn the_page_shows_breakers_flipping_open_and_closed() {
         dom.contains("payment: forced_open -&gt; closed"),
         "the page did not show payment closing:\n{dom}"
     );
-    assert!(dom.contains("2 breakers"), "{dom}");
+    assert!(
+        dom.contains(r#"id="breaker-shipping" data-state="open""#),
+        "{dom}"
+    );
+    assert!(
+        dom.contains(r#"<td class="due">due</td>"#),
+        "shipping (OPEN, wait over) is not shown as due:\n{dom}"
+    );
+    assert!(dom.contains("3 breakers"), "{dom}");
 
     // The README's screenshot, on request: payment forced open.
     if let Some(path) = std::env::var_os("BREAKERBOX_SCREENSHOT") {
