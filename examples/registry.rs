@@ -14,7 +14,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use breakerbox::tower::{BreakerError, CircuitBreakerLayer, STATE_HEADER};
-use breakerbox::{CircuitBreaker, Metrics, Registry};
+use breakerbox::{CircuitBreaker, Metrics, PrometheusText, Registry};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -346,6 +346,6 @@ fn metrics_to_json(m: &Metrics) -> Value {
 async fn metrics_prometheus(State(app): State<App>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        Metrics::to_prometheus(&app.registry.metrics()),
+        app.registry.metrics().to_prometheus(),
     )
 }

@@ -141,11 +141,12 @@ impl RegistryFull {
 
 impl std::fmt::Display for RegistryFull {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "the registry holds its maximum of {} breakers",
-            self.limit
-        )
+        let noun = if self.limit == 1 {
+            "breaker"
+        } else {
+            "breakers"
+        };
+        write!(f, "the registry holds its maximum of {} {noun}", self.limit)
     }
 }
 

@@ -75,6 +75,9 @@ impl std::fmt::Display for TransitionReason {
         match self {
             TransitionReason::Tripped(r) => write!(f, "tripped: {r}"),
             TransitionReason::OpenWaitElapsed => f.write_str("open wait elapsed"),
+            TransitionReason::TrialsSucceeded { successes: 1 } => {
+                f.write_str("1 trial call succeeded")
+            }
             TransitionReason::TrialsSucceeded { successes } => {
                 write!(f, "{successes} trial calls succeeded")
             }
@@ -268,5 +271,18 @@ mod tests {
             TransitionReason::TrialsSucceeded { successes: 3 }.to_string(),
             "3 trial calls succeeded"
         );
+        assert_eq!(
+            TransitionReason::TrialsSucceeded { successes: 1 }.to_string(),
+            "1 trial call succeeded"
+        );
+        let one = TripReason::FailureRate {
+            rate: 1.0,
+            threshold: 0.5,
+            calls: 1,
+            failures: 1,
+        };
+        assert_eq!(one.to_string(), "failure rate 100% >= 50% over 1 call");
+        let streak = TripReason::ConsecutiveFailures { count: 1 };
+        assert_eq!(streak.to_string(), "1 failure");
     }
 }

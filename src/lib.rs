@@ -38,6 +38,22 @@
 //! Every transition increments a generation stored in the state word; a permit remembers its
 //! generation, and an outcome reported after the breaker moved on is *late* and ignored.
 //!
+//! ## Guides
+//!
+//! In the repository, beside the README (every Rust snippet in them is compiled as a doc test
+//! of this crate, features as each guide states):
+//!
+//! - `docs/semantics.md`: the calls, states and transitions, windows, generations, listeners;
+//! - `docs/configuration.md`: every setting, its default and range; config files;
+//! - `docs/http.md`: the `tower` layer, the `reqwest` middleware, the dashboard;
+//! - `docs/fleet.md`: fleet mode through Redis (and `docs/fleet-guarantees.md`);
+//! - `python/README.md`: the Python package over the same core;
+//! - `docs/verification.md`: loom models, fuzzing, Miri;
+//! - `docs/benchmarks.md` (and `BENCHMARKS.md`): the figures against the peers, the soak test;
+//! - `docs/resilience4j.md`: coming from resilience4j;
+//! - `docs/limits.md`: known limits;
+//! - `docs/design.md`: where the code lives and how the hot paths stay lock-free.
+//!
 //! ## Layout
 //! - [`state`](crate::State) — the packed atomic word and its CAS transitions (`src/state.rs`);
 //! - windows — count and time sliding windows (`src/window/`);
@@ -80,6 +96,39 @@ pub use breaker::gate_models as __loom_gate_models;
 #[doc(hidden)]
 pub use window::models as __loom_window_models;
 
+// The README and the guides: every Rust snippet in them is a doc test. The HTTP and fleet
+// guides need their features (`cargo test --all-features` runs them all).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+#[cfg(doctest)]
+#[doc = include_str!("../docs/semantics.md")]
+struct SemanticsDoctests;
+#[cfg(doctest)]
+#[doc = include_str!("../docs/configuration.md")]
+struct ConfigurationDoctests;
+#[cfg(doctest)]
+#[doc = include_str!("../docs/resilience4j.md")]
+struct Resilience4jDoctests;
+#[cfg(doctest)]
+#[doc = include_str!("../docs/limits.md")]
+struct LimitsDoctests;
+#[cfg(doctest)]
+#[doc = include_str!("../docs/design.md")]
+struct DesignDoctests;
+#[cfg(doctest)]
+#[doc = include_str!("../docs/verification.md")]
+struct VerificationDoctests;
+#[cfg(doctest)]
+#[doc = include_str!("../docs/benchmarks.md")]
+struct BenchmarksDoctests;
+#[cfg(all(doctest, feature = "axum", feature = "reqwest"))]
+#[doc = include_str!("../docs/http.md")]
+struct HttpDoctests;
+#[cfg(all(doctest, feature = "redis"))]
+#[doc = include_str!("../docs/fleet.md")]
+struct FleetDoctests;
+
 #[cfg(feature = "redis")]
 pub mod fleet;
 #[cfg(feature = "metrics")]
@@ -98,7 +147,7 @@ pub use clock::{Clock, ManualClock, COARSE_GRANULARITY};
 pub use config::{Config, ConfigError, HalfOpenDecision, WindowConfig};
 pub use error::{CallError, InvalidOpenWait, RegistryFull, Rejected, ZeroCapacity};
 pub use events::{Event, EventKind, Listener, Outcome, Transition, TransitionReason};
-pub use metrics::Metrics;
+pub use metrics::{Metrics, PrometheusText};
 #[cfg(feature = "metrics")]
 pub use observe::{install_metrics, metrics_listener};
 pub use permit::{OwnedPermit, Permit};

@@ -88,6 +88,20 @@ impl Metrics {
     /// let text = breakerbox::Metrics::to_prometheus(&[breaker.metrics()]);
     /// assert!(text.contains("breakerbox_state{breaker=\"db\",state=\"closed\"} 1"));
     /// ```
+    ///
+    /// As a method, on one snapshot or on a slice of them (a registry's), through
+    /// [`PrometheusText`]:
+    ///
+    /// ```
+    /// use breakerbox::{Config, PrometheusText, Registry};
+    ///
+    /// let registry = Registry::new(Config::default()).unwrap();
+    /// let db = registry.get("db");
+    /// let one = db.metrics().to_prometheus();
+    /// let all = registry.metrics().to_prometheus();
+    /// assert!(one.contains("breakerbox_state{breaker=\"db\",state=\"closed\"} 1"));
+    /// assert_eq!(one, all);
+    /// ```
     pub fn to_prometheus(all: &[Metrics]) -> String {
         let mut out = String::new();
         let counters: [Series<u64>; 8] = [
@@ -206,4 +220,24 @@ pub(crate) fn new_totals() -> CachePadded<Totals> {
         trial_calls: atomic_u64(0),
         pass_calls: atomic_u64(0),
     })
+}
+
+/// Renders metrics in the Prometheus text exposition format as a method:
+/// `breaker.metrics().to_prometheus()` for one breaker, `registry.metrics().to_prometheus()`
+/// for all of a registry's. The same text as [`Metrics::to_prometheus`].
+pub trait PrometheusText {
+    /// The Prometheus text exposition of these metrics.
+    fn to_prometheus(&self) -> String;
+}
+
+impl PrometheusText for Metrics {
+    fn to_prometheus(&self) -> String {
+        Metrics::to_prometheus(std::slice::from_ref(self))
+    }
+}
+
+impl PrometheusText for [Metrics] {
+    fn to_prometheus(&self) -> String {
+        Metrics::to_prometheus(self)
+    }
 }

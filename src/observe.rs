@@ -267,7 +267,7 @@ mod tests {
     }
 
     /// Threads racing manual transitions deliver their events in any order; once they stop,
-    /// the state gauge shows the breaker's state (issue 9, defect 6: a late event of an older
+    /// the state gauge shows the breaker's state (a regression test: a late event of an older
     /// transition overwrote it).
     #[test]
     fn state_gauge_is_the_final_state_after_racing_transitions() {

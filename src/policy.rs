@@ -61,9 +61,10 @@ impl std::fmt::Display for TripReason {
                 ..
             } => write!(
                 f,
-                "failure rate {:.0}% >= {:.0}% over {calls} calls",
+                "failure rate {:.0}% >= {:.0}% over {calls} {}",
                 rate * 100.0,
-                threshold * 100.0
+                threshold * 100.0,
+                if calls == 1 { "call" } else { "calls" }
             ),
             TripReason::SlowCallRate {
                 rate,
@@ -72,10 +73,12 @@ impl std::fmt::Display for TripReason {
                 ..
             } => write!(
                 f,
-                "slow-call rate {:.0}% >= {:.0}% over {calls} calls",
+                "slow-call rate {:.0}% >= {:.0}% over {calls} {}",
                 rate * 100.0,
-                threshold * 100.0
+                threshold * 100.0,
+                if calls == 1 { "call" } else { "calls" }
             ),
+            TripReason::ConsecutiveFailures { count: 1 } => f.write_str("1 failure"),
             TripReason::ConsecutiveFailures { count } => write!(f, "{count} consecutive failures"),
         }
     }

@@ -47,7 +47,7 @@ fn sixteen_callers_one_permit() {
 /// trial calls in flight *of one half-open period* (one generation), counted by the callers
 /// themselves, never exceed 3. (That is what the cap promises: when a trial fails the period
 /// ends, and trials of the ended period still in flight report late; they are not counted
-/// against the next period's cap. See "Known limits" in the README.)
+/// against the next period's cap. See docs/limits.md.)
 #[test]
 fn half_open_cap_is_never_exceeded() {
     const CAP: usize = 3;

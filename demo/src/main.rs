@@ -145,8 +145,16 @@ fn main() {
     }
     let m = breaker.metrics();
     println!(
-        "\nfinal: state {}, {} calls ({} ok, {} failed, {} slow), {} rejected, opened {} times",
-        m.state, m.calls, m.successes, m.failures, m.slow_calls, m.rejected, m.times_opened
+        "\nfinal: state {}, {} {} ({} ok, {} failed, {} slow), {} rejected, opened {} {}",
+        m.state,
+        m.calls,
+        if m.calls == 1 { "call" } else { "calls" },
+        m.successes,
+        m.failures,
+        m.slow_calls,
+        m.rejected,
+        m.times_opened,
+        if m.times_opened == 1 { "time" } else { "times" },
     );
 }
 

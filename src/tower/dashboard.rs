@@ -15,7 +15,7 @@
 //! ```
 
 use crate::clock::Clock;
-use crate::{Metrics, Registry};
+use crate::{Metrics, Registry, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
@@ -41,7 +41,9 @@ where
                             (header::CONTENT_TYPE, "application/json"),
                             (header::CACHE_CONTROL, "no-store"),
                         ],
-                        snapshot_json(&registry.metrics()),
+                        snapshot_json_due(&registry.metrics(), |name| {
+                            registry.existing(name).is_some_and(|b| b.would_admit())
+                        }),
                     )
                         .into_response()
                 }
@@ -49,8 +51,16 @@ where
         )
 }
 
-/// The JSON the page polls: one object per breaker, sorted by name.
+/// The JSON the page polls: one object per breaker, sorted by name. `due` is true for an OPEN
+/// breaker whose wait has passed (its next call is a trial): here, from the snapshot's
+/// `retry_after`; the dashboard itself asks each breaker's `would_admit()`.
 pub fn snapshot_json(all: &[Metrics]) -> String {
+    snapshot_json_due(all, |_| false)
+}
+
+/// [`snapshot_json`], with `admits(name)` (the breaker's `would_admit()`) deciding whether an
+/// OPEN breaker is due.
+fn snapshot_json_due(all: &[Metrics], admits: impl Fn(&str) -> bool) -> String {
     let mut sorted: Vec<&Metrics> = all.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let mut out = String::from("[");
@@ -62,7 +72,7 @@ pub fn snapshot_json(all: &[Metrics]) -> String {
             out,
             "{{\"name\":{},\"state\":\"{}\",\"failure_rate\":{},\"slow_call_rate\":{},\
              \"window_calls\":{},\"calls\":{},\"failures\":{},\"rejected\":{},\
-             \"times_opened\":{},\"retry_after_ms\":{}}}",
+             \"times_opened\":{},\"retry_after_ms\":{},\"due\":{}}}",
             json_string(&m.name),
             m.state.as_str(),
             finite(m.failure_rate),
@@ -74,6 +84,8 @@ pub fn snapshot_json(all: &[Metrics]) -> String {
             m.times_opened,
             m.retry_after
                 .map_or("null".to_string(), |d| d.as_millis().to_string()),
+            m.state == State::Open
+                && (m.retry_after.is_none_or(|d| d.is_zero()) || admits(&m.name)),
         );
     }
     out.push(']');
@@ -159,7 +171,8 @@ const PAGE: &str = r##"<!doctype html>
           cell(m.name), cell(m.state.replace("_", "-"), "state " + m.state),
           cell(pct(m.failure_rate)), cell(pct(m.slow_call_rate)), cell(m.window_calls),
           cell(m.calls), cell(m.failures), cell(m.rejected), cell(m.times_opened),
-          cell(m.retry_after_ms === null ? "" : (m.retry_after_ms / 1000).toFixed(1) + " s"));
+          cell(m.due ? "due" : m.retry_after_ms === null ? "" :
+            (m.retry_after_ms / 1000).toFixed(1) + " s", m.due ? "due" : ""));
         rows.append(tr);
         if (last[m.name] !== undefined && last[m.name] !== m.state) {
           const line = new Date().toLocaleTimeString() + "  " + m.name + ": " +
@@ -169,7 +182,7 @@ const PAGE: &str = r##"<!doctype html>
         last[m.name] = m.state;
       }
       document.getElementById("status").textContent =
-        all.length + " breakers, updated " + new Date().toLocaleTimeString() +
+        all.length + (all.length === 1 ? " breaker" : " breakers") + ", updated " + new Date().toLocaleTimeString() +
         " (poll " + polls + ")";
     } catch (e) {
       document.getElementById("status").textContent = "unreachable: " + e;
@@ -184,7 +197,33 @@ const PAGE: &str = r##"<!doctype html>
 
 #[cfg(test)]
 mod tests {
-    use super::json_string;
+    use super::{json_string, snapshot_json_due};
+    use crate::{Config, ManualClock, Registry};
+    use std::time::Duration;
+
+    #[test]
+    fn an_open_breaker_past_its_wait_is_due() {
+        let clock = ManualClock::new();
+        let registry = Registry::with_clock(Config::default(), clock.clone()).unwrap();
+        let b = registry.get("payment");
+        b.transition_to_open_for(Duration::from_secs(2)).unwrap();
+        let json = |r: &Registry<ManualClock>| {
+            snapshot_json_due(&r.metrics(), |n| {
+                r.existing(n).is_some_and(|b| b.would_admit())
+            })
+        };
+        assert!(
+            json(&registry).contains("\"due\":false"),
+            "{}",
+            json(&registry)
+        );
+        clock.advance(Duration::from_secs(3));
+        assert!(
+            json(&registry).contains("\"due\":true"),
+            "{}",
+            json(&registry)
+        );
+    }
 
     #[test]
     fn names_are_escaped() {

@@ -261,8 +261,8 @@ mod tests {
     }
 
     /// 20,000 client-chosen `Host` headers through a per-host layer on the default registry:
-    /// the registry stops at its limit and the rest share the overflow breaker (issue 9,
-    /// defect 9: every distinct host created a breaker that was never removed).
+    /// the registry stops at its limit and the rest share the overflow breaker (a regression
+    /// test: every distinct host created a breaker that was never removed).
     #[test]
     fn attacker_chosen_hosts_do_not_grow_the_registry_past_its_limit() {
         let registry = Arc::new(

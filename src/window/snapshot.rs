@@ -32,8 +32,8 @@
 //! latest, so the calls counted cover the whole interval in which the counted failures were
 //! written. The one outcome that can be counted without its call is one *in flight across the
 //! start snapshot*: its call counted before the snapshot read the call word, its failure after
-//! the snapshot read the failure word. At most one per recording thread; the README states
-//! this bound ("Known limits"), and the trip oracle (`tests/oracle.rs`) allows exactly it.
+//! the snapshot read the failure word. At most one per recording thread; `docs/limits.md` states
+//! this bound, and the trip oracle (`tests/oracle.rs`) allows exactly it.
 //!
 //! Read the other way round, a reader delayed between its two loads would count every failure
 //! recorded meanwhile without their calls: a window of healthy traffic could show any rate up

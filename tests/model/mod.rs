@@ -1,6 +1,6 @@
 //! A sequential reference model of the breaker and a differential runner.
 //!
-//! The model is written from the README's semantics table with plain data structures (a
+//! The model is written from the semantics table (docs/semantics.md) with plain data structures (a
 //! `VecDeque` for the window, integers for the state) and no atomics. [`run`] drives the real
 //! breaker (on a [`ManualClock`]) and the model through the same operations and reports the
 //! first divergence in an admission decision or in the metrics. Used by the proptest in

@@ -14,14 +14,32 @@ pub struct RedisServer {
     pub port: u16,
 }
 
-/// Whether a `redis-server` binary is on the PATH.
+/// Whether a `redis-server` binary is on the PATH. When not (and `BREAKERBOX_REQUIRE_REDIS` is
+/// unset, so the caller skips), appends `<binary>: <test>: <why>` to `BREAKERBOX_SKIP_LOG`.
 pub fn available() -> bool {
-    Command::new("redis-server")
+    let found = Command::new("redis-server")
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok_and(|s| s.success())
+        .is_ok_and(|s| s.success());
+    if let (false, None, Some(log)) = (
+        found,
+        std::env::var_os("BREAKERBOX_REQUIRE_REDIS"),
+        std::env::var_os("BREAKERBOX_SKIP_LOG"),
+    ) {
+        let test = std::thread::current().name().unwrap_or("?").to_owned();
+        let line = format!(
+            "{}: {test}: no redis-server on PATH\n",
+            env!("CARGO_CRATE_NAME")
+        );
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log);
+        let _ = file.and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+    }
+    found
 }
 
 fn free_port() -> u16 {

@@ -15,7 +15,7 @@
 //! current-thread tokio runtime per criterion sample (`iter_custom`), so the runtime is entered
 //! once per batch, not once per call.
 //!
-//! Run: `cargo bench -p breakerbox-bench --bench breakers` (see bench/report.sh for the full report).
+//! Run: `cargo bench -p breakerbox-bench --bench breakers` (see benches/report.sh for the full report).
 
 use breakerbox::{CircuitBreaker, Registry, State};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};

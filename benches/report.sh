@@ -3,7 +3,7 @@
 # layer bench, latency percentiles, the memory report and the allocation test.
 # ~10 minutes on a 2-core machine (after compilation).
 #
-#   bash bench/report.sh
+#   bash benches/report.sh
 #
 # Environment: CARGO_TARGET_DIR (default ./target), BENCH_THREADS (default 2),
 # BENCH_WARMUP / BENCH_MEASURE (criterion seconds, default 1 / 3).
@@ -18,7 +18,7 @@ CRIT="$CARGO_TARGET_DIR/criterion"
 PROFILE=(--profile bench)   # the benches' optimized profile, so everything builds once
 
 echo "== building"
-B=(-p breakerbox-bench)   # the peers and the tooling live in the bench/ member
+B=(-p breakerbox-bench)   # the peers and the tooling live in the benches/ member
 cargo bench --no-run "${B[@]}" --bench breakers
 cargo bench --no-run "${B[@]}" --bench tower
 cargo build "${PROFILE[@]}" "${B[@]}" --example latency --example memory --example bench_report
