@@ -140,7 +140,8 @@ class CircuitBreaker:
       ``half_open_successes`` (alias ``success_threshold``): trial successes that close it (1);
       ``max_half_open_wait``: re-open when every trial permit is held this long (60).
     - ``expected_exception``: exception type(s) that are failures (``Exception``), or a
-      callable ``exc -> bool``; ``exclude``: exception type(s) that record nothing.
+      callable ``exc -> bool``; ``exclude``: exception type(s) that record nothing (a class,
+      or a tuple or list of them).
     - ``fallback``: called with the call's arguments instead of raising
       ``CircuitBreakerError`` when the decorator's call is rejected.
     - ``call_timeout``: for ``async def`` functions, a call running longer is cancelled and

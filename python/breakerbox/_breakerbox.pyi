@@ -9,7 +9,7 @@ FORCED_OPEN: str
 DISABLED: str
 METRICS_ONLY: str
 
-_Excs = Union[Type[BaseException], Tuple[Type[BaseException], ...]]
+_Excs = Union[Type[BaseException], Tuple[Type[BaseException], ...], List[Type[BaseException]]]
 
 class Permit:
     """Permission to make one call; report its outcome once (or let it be collected: nothing
