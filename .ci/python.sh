@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Python package (python/): format and lint its Rust crate (outside the cargo workspace),
 # build the abi3 wheel with maturin into a venv made from PyPI packages, run the pytest suite,
-# and run the benchmark against pybreaker, circuitbreaker and aiobreaker with a small count.
+# run the test suites of pybreaker, circuitbreaker and aiobreaker (their sdists, from PyPI)
+# against the drop-in modules, and run the benchmark against them with a small count.
 #
 #   bash .ci/python.sh            # venv in target/py-venv (BREAKERBOX_VENV to change)
 set -euo pipefail
@@ -31,7 +32,8 @@ fi
 "$VENV/bin/python" --version
 "$VENV/bin/pip" install -q --disable-pip-version-check \
     maturin pytest pytest-asyncio httpx fastapi starlette uvicorn \
-    pybreaker circuitbreaker aiobreaker requests
+    pybreaker circuitbreaker aiobreaker requests \
+    tornado fakeredis redis pytest-mock  # what the peers' own test suites import
 
 step "wheel (maturin build --release, abi3 for CPython >= 3.9)"
 rm -rf "$CARGO_TARGET_DIR/wheels"
@@ -40,6 +42,9 @@ rm -rf "$CARGO_TARGET_DIR/wheels"
 
 step "pytest (python/tests)"
 (cd python && "$VENV/bin/pytest" -q -p no:cacheprovider tests)
+
+step "the peers' test suites against breakerbox.pybreaker / .circuitbreaker / .aiobreaker"
+"$VENV/bin/python" python/tests/peers/run_peers.py --work "$CARGO_TARGET_DIR/peers"
 
 step "benchmark (short run; the full one writes python/BENCHMARKS.md)"
 "$VENV/bin/python" python/bench/bench.py --calls "${BENCH_CALLS:-20000}" --repeats "${BENCH_REPEATS:-3}"
