@@ -38,12 +38,12 @@ fi
 step "wheel (maturin build --release, abi3 for CPython >= 3.9)"
 rm -rf "$CARGO_TARGET_DIR/wheels"
 (cd python && "$VENV/bin/maturin" build --release -i "$VENV/bin/python" -o "$CARGO_TARGET_DIR/wheels")
-"$VENV/bin/pip" install -q --force-reinstall --no-deps "$CARGO_TARGET_DIR"/wheels/breakerbox-*.whl
+"$VENV/bin/pip" install -q --force-reinstall --no-deps "$CARGO_TARGET_DIR"/wheels/breakerbox_rs-*.whl
 
 step "pytest (python/tests)"
 (cd python && "$VENV/bin/pytest" -q -p no:cacheprovider tests)
 
-step "the peers' test suites against breakerbox.pybreaker / .circuitbreaker / .aiobreaker"
+step "the peers' test suites against breakerbox_rs.pybreaker / .circuitbreaker / .aiobreaker"
 "$VENV/bin/python" python/tests/peers/run_peers.py --work "$CARGO_TARGET_DIR/peers"
 
 step "benchmark (short run; the full one writes python/BENCHMARKS.md)"

@@ -10,7 +10,7 @@ use std::sync::Arc;
 /// Permission to make one call. Report with `success()`, `failure()`, `ignore()` or
 /// `exception(exc)`; as a context manager it reports by itself. Dropped unreported: nothing is
 /// recorded and a half-open trial slot is given back.
-#[pyclass(module = "breakerbox._breakerbox")]
+#[pyclass(module = "breakerbox_rs._breakerbox")]
 pub(crate) struct Permit {
     pub(crate) permit: Option<OwnedPermit<breakerbox::DefaultClock>>,
     pub(crate) classify: Arc<Classify>,

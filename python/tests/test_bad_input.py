@@ -3,7 +3,7 @@ digits)."""
 
 import pytest
 
-from breakerbox import CircuitBreaker, ConfigError
+from breakerbox_rs import CircuitBreaker, ConfigError
 
 
 @pytest.mark.parametrize("bad", [int, object, str])

@@ -3,8 +3,8 @@ tests/peers/run_peers.py; these are the rules users most depend on)."""
 
 import pytest
 
-import breakerbox.circuitbreaker as circuitbreaker
-import breakerbox.pybreaker as pybreaker
+import breakerbox_rs.circuitbreaker as circuitbreaker
+import breakerbox_rs.pybreaker as pybreaker
 
 
 def test_pybreaker_excluded_exception_counts_as_success():

@@ -1,5 +1,5 @@
 """Runs the test suites of pybreaker, circuitbreaker and aiobreaker against the drop-in modules
-``breakerbox.pybreaker``, ``breakerbox.circuitbreaker`` and ``breakerbox.aiobreaker``.
+``breakerbox_rs.pybreaker``, ``breakerbox_rs.circuitbreaker`` and ``breakerbox_rs.aiobreaker``.
 
 Each peer's source distribution is fetched from PyPI with pip (nothing of theirs is kept in
 this repository), its own package is deleted from the unpacked copy, and a ``conftest.py``
@@ -61,8 +61,19 @@ EXPECTED_FAILURES = {
 }
 
 
-def sh(*cmd, **kw):
-    return subprocess.run(cmd, check=True, **kw)
+# Tests whose outcome depends on thread scheduling with the peer's own code as well (either
+# outcome is accepted), with why.
+MAY_FAIL = {
+    "pybreaker": {
+        "pybreaker_test.py::CircuitBreakerThreadsTestCase::test_half_open_thread_safety": (
+            "expects one half-open period across 5 threads with reset_timeout=0.01: on a loaded "
+            "machine a thread starting more than 10 ms late sees a second one (pybreaker 1.4.1 "
+            "itself fails it then)"
+        ),
+    },
+    "circuitbreaker": {},
+    "aiobreaker": {},
+}
 
 
 def fetch_sdist(name, version, dest):
@@ -89,9 +100,9 @@ def fetch_sdist(name, version, dest):
 
 def prepare(name, version, tests, remove, work, pybreaker_tests):
     try:
-        __import__(f"breakerbox.{name}")
+        __import__(f"breakerbox_rs.{name}")
     except ImportError:
-        print(f"  {name}: breakerbox.{name} is not provided yet; skipped")
+        print(f"  {name}: breakerbox_rs.{name} is not provided yet; skipped")
         return None
     sdist = fetch_sdist(name, version, os.path.join(work, "sdists"))
     root = os.path.join(work, f"{name}-{version}")
@@ -119,9 +130,9 @@ def prepare(name, version, tests, remove, work, pybreaker_tests):
         f.write(
             "# Written by breakerbox's run_peers.py: the suite imports breakerbox's module.\n"
             "import importlib, sys\n"
-            f"sys.modules[{name!r}] = importlib.import_module('breakerbox.{name}')\n"
+            f"sys.modules[{name!r}] = importlib.import_module('breakerbox_rs.{name}')\n"
             f"for sub in getattr(sys.modules[{name!r}], '_SUBMODULES', ()):\n"
-            f"    sys.modules[{name!r} + '.' + sub] = importlib.import_module('breakerbox.{name}.' + sub)\n"
+            f"    sys.modules[{name!r} + '.' + sub] = importlib.import_module('breakerbox_rs.{name}.' + sub)\n"
         )
     with open(os.path.join(root, "pytest.ini"), "w") as f:
         f.write("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
@@ -136,13 +147,14 @@ def run(name, root, target):
         cwd=root, capture_output=True, text=True,
     )
     passed, failed = [], []
+    if not os.path.exists(xml):
+        raise SystemExit(f"{name}: pytest wrote no report")
     for case in ET.parse(xml).iter("testcase"):
-        cls = case.get("classname", "")
-        file_part = cls.split(".")
-        # classname is "module[.Class]"; report as file::Class::test
-        mod = file_part[0] if len(file_part) == 1 or not file_part[-1][:1].isupper() else ".".join(file_part[:-1])
-        klass = file_part[-1] if file_part[-1][:1].isupper() else None
-        test_id = f"{mod.split('.')[-1]}.py::" + (f"{klass}::" if klass else "") + case.get("name")
+        # classname is "package.module[.Class]"; reported as module.py[::Class]::test
+        parts = case.get("classname", "").split(".")
+        mods = [p for p in parts if not p[:1].isupper()]
+        classes = [p for p in parts if p[:1].isupper()]
+        test_id = "::".join([f"{mods[-1]}.py", *classes, case.get("name")])
         if case.find("skipped") is not None:
             continue
         bad = case.find("failure") is not None or case.find("error") is not None
@@ -174,11 +186,12 @@ def main():
             continue
         passed, failed = run(name, *prepared)
         expected = EXPECTED_FAILURES[name]
+        may = MAY_FAIL[name]
         base = lambda t: re.sub(r"\[.*\]$", "", t)  # noqa: E731
-        unexpected = [t for t in failed if t not in expected and base(t) not in expected]
+        unexpected = [t for t in failed if not ({t, base(t)} & (set(expected) | set(may)))]
         fixed = sorted(t for t in expected if t not in failed and not any(base(f) == t for f in failed))
         print(f"  {name} {version}: {len(passed)} of {len(passed) + len(failed)} pass; "
-              f"{len(failed) - len(unexpected)} expected failures")
+              f"{len(failed) - len(unexpected)} expected failures (Redis storage, Tornado, timing)")
         for t in unexpected:
             print(f"    UNEXPECTED FAILURE {t}")
         for t in fixed:

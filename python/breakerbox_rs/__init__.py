@@ -1,12 +1,12 @@
 """breakerbox: the lock-free Rust circuit breaker, for Python.
 
 The breaker itself (state word, sliding windows, capped half-open, metrics, events) is the
-Rust crate ``breakerbox``, compiled into ``breakerbox._breakerbox``; this package adds the Python
+Rust crate ``breakerbox``, compiled into ``breakerbox_rs._breakerbox``; this package adds the Python
 surface: a decorator for sync and ``async def`` functions, context managers, a registry of
-named breakers, an ASGI middleware (``breakerbox.asgi``) and an httpx transport
-(``breakerbox.httpx``).
+named breakers, an ASGI middleware (``breakerbox_rs.asgi``) and an httpx transport
+(``breakerbox_rs.httpx``).
 
-    from breakerbox import CircuitBreaker, CircuitBreakerError
+    from breakerbox_rs import CircuitBreaker, CircuitBreakerError
 
     breaker = CircuitBreaker(failure_threshold=5, recovery_timeout=60,
                              expected_exception=requests.RequestException)

@@ -1,4 +1,4 @@
-"""circuitbreaker's API on the breakerbox core: ``import breakerbox.circuitbreaker as circuitbreaker``.
+"""circuitbreaker's API on the breakerbox core: ``import breakerbox_rs.circuitbreaker as circuitbreaker``.
 
 The names, arguments and behaviour of circuitbreaker 2.x: ``@circuit``,
 ``circuit(failure_threshold, recovery_timeout, expected_exception, name, fallback_function,
@@ -137,8 +137,18 @@ class CircuitBreaker:
     def _acquire(self) -> Any:
         permit = self._core.try_acquire()
         if permit is None:
-            raise CircuitBreakerError(self)
+            self._half_open_if_due()
+            permit = self._core.try_acquire()
+            if permit is None:
+                raise CircuitBreakerError(self)
         return permit
+
+    def _half_open_if_due(self) -> None:
+        # The core's clock is coarse (1 ms): at the boundary, circuitbreaker's rule (monotonic
+        # time since the trip against recovery_timeout) decides.
+        core = self._core
+        if core.state == "open" and self._opened + self._recovery_timeout <= monotonic():
+            core.transition_to_half_open()
 
     def _record(self, permit: Any, exc_type: Any, exc_value: Any) -> None:
         if exc_type and self.is_failure(exc_type, exc_value):
@@ -282,7 +292,7 @@ class CircuitBreaker:
     @property
     def state(self) -> str:
         """``"closed"``, ``"open"`` or ``"half_open"`` (open and the timeout elapsed)."""
-        self._core.half_open_if_due()
+        self._half_open_if_due()
         return _FROM_CORE[self._core.state]
 
     @property
@@ -322,7 +332,7 @@ class CircuitBreaker:
         return self._fallback_function
 
     def metrics(self) -> Any:
-        """The core's metrics snapshot (see ``breakerbox.CircuitBreaker.metrics``)."""
+        """The core's metrics snapshot (see ``breakerbox_rs.CircuitBreaker.metrics``)."""
         return self._core.metrics()
 
     def prometheus(self) -> str:

@@ -1,4 +1,4 @@
-"""pybreaker's API on the breakerbox core: ``import breakerbox.pybreaker as pybreaker``.
+"""pybreaker's API on the breakerbox core: ``import breakerbox_rs.pybreaker as pybreaker``.
 
 The names, arguments and behaviour of pybreaker 1.x: ``CircuitBreaker(fail_max=5,
 reset_timeout=60, success_threshold=1, exclude=None, listeners=None, state_storage=None,
@@ -574,10 +574,10 @@ class CircuitBreaker:
         yield from self.call(_wrapper)
 
     def call_async(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """pybreaker's Tornado coroutine support is not provided: use ``breakerbox.CircuitBreaker``
+        """pybreaker's Tornado coroutine support is not provided: use ``breakerbox_rs.CircuitBreaker``
         (``async def`` functions, ``call_async``) for asyncio."""
         raise NotImplementedError(
-            "Tornado coroutines are not supported; for asyncio use breakerbox.CircuitBreaker"
+            "Tornado coroutines are not supported; for asyncio use breakerbox_rs.CircuitBreaker"
         )
 
     def __call__(self, *call_args: Any, **call_kwargs: Any) -> Any:
@@ -601,7 +601,7 @@ class CircuitBreaker:
     # ----- breakerbox extras --------------------------------------------------------------------
 
     def metrics(self) -> Any:
-        """The core's metrics snapshot (see ``breakerbox.CircuitBreaker.metrics``)."""
+        """The core's metrics snapshot (see ``breakerbox_rs.CircuitBreaker.metrics``)."""
         return self._core.metrics()
 
     def prometheus(self) -> str:
