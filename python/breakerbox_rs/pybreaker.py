@@ -206,6 +206,31 @@ def _check_exclusion(value: Any) -> Any:
 class CircuitBreaker:
     """pybreaker's ``CircuitBreaker`` on the breakerbox core (see the module docstring)."""
 
+    # The state names as stored (``breakerbox_rs.aiobreaker`` stores its enum members).
+    _CLOSED: Any = STATE_CLOSED
+    _OPEN: Any = STATE_OPEN
+    _HALF_OPEN: Any = STATE_HALF_OPEN
+    _TIMEOUT_NAME = "reset_timeout"
+    _COUNTED: Any = BaseException  # exceptions judged by the breaker (others record nothing)
+
+    def _from_core(self) -> Any:
+        s = self._core.state
+        if s == "open" or s == "forced_open":
+            return self._OPEN
+        if s == "half_open":
+            return self._HALF_OPEN
+        return self._CLOSED
+
+    @staticmethod
+    def _clock() -> datetime:
+        return _now()
+
+    def _rejected(self) -> BaseException:
+        return CircuitBreakerError("Timeout not elapsed yet, circuit breaker still open")
+
+    def _tripped(self, msg: str, exc: BaseException) -> BaseException:
+        return CircuitBreakerError(msg).with_traceback(sys.exc_info()[2])
+
     def __init__(
         self,
         fail_max: int = 5,
@@ -218,7 +243,7 @@ class CircuitBreaker:
         throw_new_error_on_trip: bool = True,
     ) -> None:
         self._lock = threading.RLock()
-        self._state_storage = state_storage or CircuitMemoryStorage(STATE_CLOSED)
+        self._state_storage = state_storage or CircuitMemoryStorage(self._CLOSED)
         if isinstance(exclude, type) or callable(exclude):
             exclude = [exclude]
         self._excluded_exceptions = [_check_exclusion(e) for e in (exclude or [])]
@@ -240,7 +265,7 @@ class CircuitBreaker:
     def _new_core(self, fail_max: Any, reset_timeout: Any, success_threshold: Any) -> Any:
         names = {
             "consecutive_failures": "fail_max",
-            "open_wait": "reset_timeout",
+            "open_wait": self._TIMEOUT_NAME,
             "half_open_successes": "success_threshold",
         }
         try:
@@ -281,21 +306,21 @@ class CircuitBreaker:
         opened_at = self._state_storage.opened_at
         if opened_at is None:
             return True
-        now = _now() if opened_at.tzinfo is not None else datetime.now()
+        now = self._clock() if opened_at.tzinfo is not None else datetime.now()
         return now >= opened_at + timedelta(seconds=self._reset_timeout)
 
     def _apply_to_core(self, state: str) -> None:
         core = self._core
-        if state == STATE_OPEN:
+        if state == self._OPEN:
             opened_at = self._state_storage.opened_at
             remaining = 0.0
             if opened_at is not None:
-                now = _now() if opened_at.tzinfo is not None else datetime.now()
+                now = self._clock() if opened_at.tzinfo is not None else datetime.now()
                 remaining = (opened_at + timedelta(seconds=self._reset_timeout) - now).total_seconds()
             core.transition_to_open_for(min(max(remaining, 0.001), _MAX_OPEN_FOR))
-        elif state == STATE_HALF_OPEN:
+        elif state == self._HALF_OPEN:
             core.transition_to_half_open()
-        elif state == STATE_CLOSED:
+        elif state == self._CLOSED:
             core.transition_to_closed()
         else:
             raise ValueError(f"Unknown state {state!r}, valid states: closed, open, half-open")
@@ -311,11 +336,11 @@ class CircuitBreaker:
                 self._apply_to_core(stored)
                 state = stored
             else:
-                state = _FROM_CORE[self._core.state]
+                state = self._from_core()
                 if state != stored:
                     # The core moved (tripped, trial admitted, closed): record it.
-                    if state == STATE_OPEN:
-                        storage.opened_at = _now()
+                    if state == self._OPEN:
+                        storage.opened_at = self._clock()
                     storage.state = state
             self._mirrored = state
             if state != self._state_name:
@@ -323,7 +348,7 @@ class CircuitBreaker:
                 self._state = self._create_new_state(state, prev_state=old, notify=notify)
                 self._state_name = state
                 if notify:
-                    if state == STATE_CLOSED:
+                    if state == self._CLOSED:
                         storage.reset_counter()
                     storage.reset_success_counter()
                     for listener in self._listeners:
@@ -338,7 +363,7 @@ class CircuitBreaker:
             STATE_HALF_OPEN: CircuitHalfOpenState,
         }
         try:
-            cls = state_map[new_state]
+            cls = state_map[new_state]  # noqa
         except (KeyError, TypeError):
             raise ValueError(f"Unknown state {new_state!r}, valid states: closed, open, half-open") from None
         return cls(self, prev_state=prev_state, notify=notify)
@@ -388,10 +413,10 @@ class CircuitBreaker:
     @state.setter
     def state(self, state_str: str) -> None:
         with self._lock:
-            if state_str not in (STATE_CLOSED, STATE_OPEN, STATE_HALF_OPEN):
+            if state_str not in (self._CLOSED, self._OPEN, self._HALF_OPEN):
                 raise ValueError(f"Unknown state {state_str!r}, valid states: closed, open, half-open")
-            if state_str == STATE_OPEN:
-                self._state_storage.opened_at = _now()
+            if state_str == self._OPEN:
+                self._state_storage.opened_at = self._clock()
             self._state_storage.state = state_str
             self._sync()
 
@@ -455,22 +480,22 @@ class CircuitBreaker:
     def open(self) -> bool:
         """Opens now for ``reset_timeout``; returns ``throw_new_error_on_trip``."""
         with self._lock:
-            self._state_storage.opened_at = _now()
-            self._state_storage.state = STATE_OPEN
+            self._state_storage.opened_at = self._clock()
+            self._state_storage.state = self._OPEN
             self._sync()
             return self._throw_new_error_on_trip
 
     def half_open(self) -> None:
         """Half-open now: the next call is a trial."""
         with self._lock:
-            self._state_storage.state = STATE_HALF_OPEN
+            self._state_storage.state = self._HALF_OPEN
             self._sync()
 
     def close(self) -> None:
         """Closed now."""
         with self._lock:
             self._state_storage.reset_success_counter()
-            self._state_storage.state = STATE_CLOSED
+            self._state_storage.state = self._CLOSED
             self._sync()
 
     # ----- calls --------------------------------------------------------------------------------
@@ -482,11 +507,11 @@ class CircuitBreaker:
             # The core's clock is coarse (1 ms): at the boundary, pybreaker's rule (the stored
             # opened_at plus reset_timeout) decides.
             with self._lock:
-                if self._sync() == STATE_OPEN and self._timeout_elapsed():
+                if self._sync() == self._OPEN and self._timeout_elapsed():
                     self._core.transition_to_half_open()
                     permit = self._core.try_acquire()
             if permit is None:
-                raise CircuitBreakerError("Timeout not elapsed yet, circuit breaker still open")
+                raise self._rejected()
         self._sync()  # an open breaker whose timeout elapsed is half-open now
         if self._listeners:
             with self._lock:
@@ -498,7 +523,7 @@ class CircuitBreaker:
         with self._lock:
             storage = self._state_storage
             storage.reset_counter()
-            if self._state.name == STATE_HALF_OPEN:
+            if self._state_name == self._HALF_OPEN:  # noqa: SIM102
                 storage.increment_success_counter()
             permit.success()
             self._sync()
@@ -511,7 +536,7 @@ class CircuitBreaker:
             self._succeeded(permit)
             return False
         with self._lock:
-            if self._state_name == STATE_OPEN:
+            if self._state_name == self._OPEN:
                 # Admitted before the breaker tripped, reported after: the core records it as
                 # late, and the consecutive count stops at fail_max.
                 permit.failure()
@@ -519,26 +544,29 @@ class CircuitBreaker:
             self._state_storage.increment_counter()
             for listener in self._listeners:
                 listener.failure(self, exc)
-            before = self._state.name
+            before = self._state_name
             permit.failure()
-            return self._sync() == STATE_OPEN and before != STATE_OPEN
+            return self._sync() == self._OPEN and before != self._OPEN
 
     def _raise_trip(self, before: str, exc: BaseException) -> None:
         if self._throw_new_error_on_trip:
-            if before == STATE_HALF_OPEN:
+            if before == self._HALF_OPEN:
                 msg = "Trial call failed, circuit breaker opened"
             else:
                 msg = "Failures threshold reached, circuit breaker opened"
-            raise CircuitBreakerError(msg).with_traceback(sys.exc_info()[2])
+            raise self._tripped(msg, exc)
 
     def call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Calls ``func(*args, **kwargs)`` through the breaker. A generator it returns is
         guarded while it is iterated."""
         permit = self._admit(func, args, kwargs)
-        before = self._state.name
+        before = self._state_name
         try:
             ret = func(*args, **kwargs)
         except BaseException as e:
+            if not isinstance(e, self._COUNTED):
+                permit.ignore()
+                raise
             if self._failed(permit, e):
                 self._raise_trip(before, e)
             raise

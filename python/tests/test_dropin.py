@@ -119,3 +119,30 @@ def test_circuitbreaker_generator_failure_while_iterating_counts():
 def test_circuitbreaker_bad_expected_exception_is_a_type_error():
     with pytest.raises(TypeError, match="expected_exception"):
         circuitbreaker.CircuitBreaker(expected_exception=[int])
+
+
+async def test_aiobreaker_async_calls_and_trip():
+    from datetime import timedelta
+
+    import breakerbox_rs.aiobreaker as aiobreaker
+
+    b = aiobreaker.CircuitBreaker(fail_max=2, timeout_duration=timedelta(seconds=30))
+
+    @b
+    async def fail():
+        raise OSError("down")
+
+    with pytest.raises(OSError):
+        await fail()
+    with pytest.raises(aiobreaker.CircuitBreakerError) as e:
+        await fail()  # the tripping call
+    assert isinstance(e.value.__cause__, OSError)
+    assert b.current_state == aiobreaker.CircuitBreakerState.OPEN
+    assert b.time_until_open is not None
+
+
+def test_aiobreaker_timeout_duration_must_be_a_timedelta():
+    import breakerbox_rs.aiobreaker as aiobreaker
+
+    with pytest.raises(TypeError, match="`timeout_duration` must be a datetime.timedelta"):
+        aiobreaker.CircuitBreaker(timeout_duration=5)
