@@ -146,3 +146,62 @@ def test_aiobreaker_timeout_duration_must_be_a_timedelta():
 
     with pytest.raises(TypeError, match="`timeout_duration` must be a datetime.timedelta"):
         aiobreaker.CircuitBreaker(timeout_duration=5)
+
+
+def test_breakerbox_decorator_guards_generator_functions():
+    from breakerbox_rs import CircuitBreaker, CircuitBreakerError
+
+    b = CircuitBreaker(failure_threshold=1, recovery_timeout=60)
+
+    @b
+    def gen(fail):
+        yield 1
+        if fail:
+            raise OSError("mid-stream")
+        yield 2
+
+    assert list(gen(False)) == [1, 2]
+    assert b.metrics()["successes"] == 1
+    it = gen(True)
+    assert next(it) == 1
+    with pytest.raises(OSError):
+        next(it)
+    assert b.state == "open"
+    with pytest.raises(CircuitBreakerError):
+        next(gen(False))
+
+
+def test_breakerbox_generator_closed_early_records_nothing():
+    from breakerbox_rs import CircuitBreaker
+
+    b = CircuitBreaker(failure_threshold=1)
+
+    @b
+    def gen():
+        yield 1
+        yield 2
+
+    it = gen()
+    next(it)
+    it.close()
+    m = b.metrics()
+    assert (m["successes"], m["failures"]) == (0, 0)
+
+
+async def test_breakerbox_decorator_guards_async_generator_functions():
+    from breakerbox_rs import CircuitBreaker, CircuitBreakerError
+
+    b = CircuitBreaker(failure_threshold=1)
+
+    @b
+    async def agen():
+        yield 1
+        raise OSError("mid-stream")
+
+    with pytest.raises(OSError):
+        async for _ in agen():
+            pass
+    assert b.state == "open"
+    with pytest.raises(CircuitBreakerError):
+        async for _ in agen():
+            pass
