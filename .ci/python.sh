@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Python package (python/): format and lint its Rust crate (outside the cargo workspace),
 # build the abi3 wheel with maturin into a venv made from PyPI packages, run the pytest suite,
-# and run the benchmark against pybreaker, circuitbreaker and aiobreaker with a small count.
+# run the test suites of pybreaker, circuitbreaker and aiobreaker (their sdists, from PyPI)
+# against the drop-in modules, and run the benchmark against them with a small count.
 #
 #   bash .ci/python.sh            # venv in target/py-venv (BREAKERBOX_VENV to change)
 set -euo pipefail
@@ -31,15 +32,19 @@ fi
 "$VENV/bin/python" --version
 "$VENV/bin/pip" install -q --disable-pip-version-check \
     maturin pytest pytest-asyncio httpx fastapi starlette uvicorn \
-    pybreaker circuitbreaker aiobreaker requests
+    pybreaker circuitbreaker aiobreaker requests \
+    tornado fakeredis redis pytest-mock  # what the peers' own test suites import
 
 step "wheel (maturin build --release, abi3 for CPython >= 3.9)"
 rm -rf "$CARGO_TARGET_DIR/wheels"
 (cd python && "$VENV/bin/maturin" build --release -i "$VENV/bin/python" -o "$CARGO_TARGET_DIR/wheels")
-"$VENV/bin/pip" install -q --force-reinstall --no-deps "$CARGO_TARGET_DIR"/wheels/breakerbox-*.whl
+"$VENV/bin/pip" install -q --force-reinstall --no-deps "$CARGO_TARGET_DIR"/wheels/breakerbox_rs-*.whl
 
 step "pytest (python/tests)"
 (cd python && "$VENV/bin/pytest" -q -p no:cacheprovider tests)
+
+step "the peers' test suites against breakerbox_rs.pybreaker / .circuitbreaker / .aiobreaker"
+"$VENV/bin/python" python/tests/peers/run_peers.py --work "$CARGO_TARGET_DIR/peers"
 
 step "benchmark (short run; the full one writes python/BENCHMARKS.md)"
 "$VENV/bin/python" python/bench/bench.py --calls "${BENCH_CALLS:-20000}" --repeats "${BENCH_REPEATS:-3}"

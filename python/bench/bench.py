@@ -26,7 +26,7 @@ import aiobreaker
 import circuitbreaker
 import pybreaker
 
-import breakerbox
+import breakerbox_rs
 
 perf = time.perf_counter_ns
 
@@ -88,7 +88,7 @@ def floor_open(func):
 
 
 def lib_breakerbox():
-    b = breakerbox.CircuitBreaker(failure_threshold=5, recovery_timeout=3600)
+    b = breakerbox_rs.CircuitBreaker(failure_threshold=5, recovery_timeout=3600)
 
     def open_it():
         for _ in range(5):
@@ -98,7 +98,7 @@ def lib_breakerbox():
                 pass
         assert b.state == "open"
 
-    return b, open_it, breakerbox.CircuitBreakerError
+    return b, open_it, breakerbox_rs.CircuitBreakerError
 
 
 def lib_circuitbreaker():
@@ -316,7 +316,7 @@ def main():
         import importlib.metadata as md_
 
         versions = ", ".join(
-            f"{p} {md_.version(p)}" for p in ("breakerbox", "pybreaker", "circuitbreaker", "aiobreaker")
+            f"{p} {md_.version(p)}" for p in ("breakerbox-rs", "pybreaker", "circuitbreaker", "aiobreaker")
         )
         with open(args.markdown, "w") as fh:
             fh.write(

@@ -13,7 +13,7 @@ import requests
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from breakerbox import CircuitBreaker, CircuitBreakerError
+from breakerbox_rs import CircuitBreaker, CircuitBreakerError
 
 from _serve import serve
 

@@ -10,8 +10,8 @@ exits (~1 s).
 import httpx
 from fastapi import FastAPI, HTTPException
 
-from breakerbox import CircuitBreaker
-from breakerbox.asgi import BreakerMiddleware
+from breakerbox_rs import CircuitBreaker
+from breakerbox_rs.asgi import BreakerMiddleware
 
 from _serve import serve
 

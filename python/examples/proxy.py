@@ -15,8 +15,8 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from breakerbox import CircuitBreaker, CircuitBreakerError
-from breakerbox.httpx import AsyncBreakerTransport
+from breakerbox_rs import CircuitBreaker, CircuitBreakerError
+from breakerbox_rs.httpx import AsyncBreakerTransport
 
 from _serve import serve
 

@@ -15,7 +15,7 @@ import httpx
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from breakerbox import CircuitBreakerError, Registry
+from breakerbox_rs import CircuitBreakerError, Registry
 
 from _serve import serve
 

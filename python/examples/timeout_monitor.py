@@ -12,7 +12,7 @@ Exits after ~1 s.
 import asyncio
 import time
 
-from breakerbox import CircuitBreaker, CircuitBreakerError
+from breakerbox_rs import CircuitBreaker, CircuitBreakerError
 
 alerts = []
 

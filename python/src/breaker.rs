@@ -15,8 +15,8 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 use std::sync::Arc;
 
 /// The native breaker: the core `CircuitBreaker` plus the exception classification.
-/// `breakerbox.CircuitBreaker` wraps it; use that.
-#[pyclass(frozen, module = "breakerbox._breakerbox", name = "Breaker")]
+/// `breakerbox_rs.CircuitBreaker` wraps it; use that.
+#[pyclass(frozen, module = "breakerbox_rs._breakerbox", name = "Breaker")]
 pub(crate) struct Breaker {
     pub(crate) inner: Arc<CircuitBreaker>,
     pub(crate) classify: Arc<Classify>,

@@ -5,7 +5,7 @@ use crate::convert::type_name;
 use breakerbox::Outcome;
 use pyo3::exceptions::{PyException, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyTuple, PyType};
+use pyo3::types::{PyList, PyTuple, PyType};
 
 /// Which exceptions count against the dependency.
 pub(crate) struct Classify {
@@ -23,33 +23,35 @@ impl Classify {
         expected: Option<Bound<'_, PyAny>>,
         exclude: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let is_types = |v: &Bound<'_, PyAny>| -> bool {
-            v.is_instance_of::<PyType>()
-                || v.downcast::<PyTuple>()
-                    .map(|t| t.iter().all(|x| x.is_instance_of::<PyType>()))
-                    .unwrap_or(false)
-        };
         let (expected, predicate) = match expected {
             None => (Some(py.get_type::<PyException>().into_any().unbind()), None),
-            Some(v) if is_types(&v) => (Some(v.unbind()), None),
-            Some(v) if v.is_callable() => (None, Some(v.unbind())),
-            Some(v) => {
-                return Err(PyTypeError::new_err(format!(
-                    "`expected_exception` must be an exception type, a tuple of them, or a \
-                     callable taking the exception, not {}",
-                    type_name(&v)
-                )))
-            }
+            Some(v) => match exception_types(py, &v) {
+                Some(Ok(t)) => (Some(t), None),
+                Some(Err(bad)) => return Err(not_exception_class("expected_exception", &bad)),
+                None if v.is_callable() && !v.is_instance_of::<PyType>() => {
+                    (None, Some(v.unbind()))
+                }
+                None => {
+                    return Err(PyTypeError::new_err(format!(
+                        "`expected_exception` must be an exception class, a tuple or list of \
+                         them, or a callable taking the exception, not {}",
+                        describe(&v)
+                    )))
+                }
+            },
         };
         let exclude = match exclude {
             None => None,
-            Some(v) if is_types(&v) => Some(v.unbind()),
-            Some(v) => {
-                return Err(PyTypeError::new_err(format!(
-                    "`exclude` must be an exception type or a tuple of them, not {}",
-                    type_name(&v)
-                )))
-            }
+            Some(v) => match exception_types(py, &v) {
+                Some(Ok(t)) => Some(t),
+                Some(Err(bad)) => return Err(not_exception_class("exclude", &bad)),
+                None => {
+                    return Err(PyTypeError::new_err(format!(
+                        "`exclude` must be an exception class or a tuple or list of them, not {}",
+                        describe(&v)
+                    )))
+                }
+            },
         };
         Ok(Classify {
             expected,
@@ -100,4 +102,58 @@ pub(crate) fn outcome_str(o: Outcome) -> &'static str {
         Outcome::Failure => "failure",
         Outcome::Ignore => "ignore",
     }
+}
+
+/// `v` as exception classes for `isinstance`: `None` when it is neither a class nor a tuple or
+/// list; `Some(Err(item))` naming the first item that is a class but not an exception class
+/// (or not a class at all, inside a tuple or list).
+fn exception_types<'py>(
+    py: Python<'py>,
+    v: &Bound<'py, PyAny>,
+) -> Option<Result<Py<PyAny>, Bound<'py, PyAny>>> {
+    let base = py.get_type::<pyo3::exceptions::PyBaseException>();
+    let is_exc = |x: &Bound<'py, PyAny>| {
+        x.downcast::<PyType>()
+            .map(|t| t.is_subclass(&base).unwrap_or(false))
+            .unwrap_or(false)
+    };
+    if v.is_instance_of::<PyType>() {
+        return Some(if is_exc(v) {
+            Ok(v.clone().unbind())
+        } else {
+            Err(v.clone())
+        });
+    }
+    let items: Vec<Bound<'py, PyAny>> = if let Ok(t) = v.downcast::<PyTuple>() {
+        t.iter().collect()
+    } else if let Ok(l) = v.downcast::<PyList>() {
+        l.iter().collect()
+    } else {
+        return None;
+    };
+    if let Some(bad) = items.iter().find(|x| !is_exc(x)) {
+        return Some(Err(bad.clone()));
+    }
+    Some(
+        PyTuple::new(py, items)
+            .map(|t| t.into_any().unbind())
+            .map_err(|_| v.clone()),
+    )
+}
+
+fn describe(v: &Bound<'_, PyAny>) -> String {
+    match v.downcast::<PyType>() {
+        Ok(t) => format!(
+            "the class {}",
+            t.name().map(|n| n.to_string()).unwrap_or_default()
+        ),
+        Err(_) => type_name(v),
+    }
+}
+
+fn not_exception_class(arg: &str, bad: &Bound<'_, PyAny>) -> PyErr {
+    PyTypeError::new_err(format!(
+        "`{arg}` must name exception classes (subclasses of BaseException); {} is not one",
+        describe(bad)
+    ))
 }

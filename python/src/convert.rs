@@ -62,14 +62,41 @@ pub(crate) fn to_u32(py: Python<'_>, key: &str, v: &Bound<'_, PyAny>) -> PyResul
             type_name(v)
         )));
     }
-    let n: i128 = v.extract().unwrap_or(i128::MAX);
-    u32::try_from(n).map_err(|_| {
-        config_error(
+    match v.extract::<i128>() {
+        Ok(n) if u32::try_from(n).is_ok() => Ok(n as u32),
+        // Out of u32 (negative or huge): the setting's real range, as the core would say it.
+        n => Err(config_error(
             py,
             key,
-            format!("invalid `{key}`: {n} is outside 0 ..= 4294967295"),
-        )
-    })
+            format!(
+                "invalid `{key}`: {} is outside {}",
+                n.map(|n| n.to_string())
+                    .unwrap_or_else(|_| v.repr().map(|r| r.to_string()).unwrap_or_default()),
+                int_range(key)
+            ),
+        )),
+    }
+}
+
+/// The allowed range of an integer setting (as the core's validation states it).
+fn int_range(key: &str) -> &'static str {
+    match key {
+        "consecutive_failures" | "minimum_calls" => "1 ..= 4294967295",
+        "window_size" => "1 ..= 8388607",
+        "window_buckets" => "1 ..= 10000",
+        "half_open_permits" | "half_open_successes" => "1 ..= 65535",
+        _ => "0 ..= 4294967295",
+    }
+}
+
+/// A number as a person reads it: `1e+20`, not twenty-one digits (and never hundreds).
+pub(crate) fn short_number(x: f64) -> String {
+    let a = x.abs();
+    if a != 0.0 && a.is_finite() && !(1e-4..1e15).contains(&a) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
+    }
 }
 
 /// Seconds (int or float) or a `datetime.timedelta`.
@@ -79,11 +106,35 @@ pub(crate) fn to_duration(py: Python<'_>, key: &str, v: &Bound<'_, PyAny>) -> Py
     } else {
         to_float(key, v)?
     };
+    let limit = if key == "slow_call_duration" {
+        u64::MAX as f64
+    } else {
+        MAX_SECS
+    };
+    if secs.is_finite() && secs > limit {
+        return Err(config_error(
+            py,
+            key,
+            format!(
+                "invalid `{key}`: {} seconds is over the limit of {} seconds{}",
+                short_number(secs),
+                short_number(limit),
+                if limit == MAX_SECS { " (24h)" } else { "" }
+            ),
+        ));
+    }
     Duration::try_from_secs_f64(secs).map_err(|_| {
         config_error(
             py,
             key,
-            format!("invalid `{key}`: {secs} seconds is not a duration (finite, >= 0)"),
+            format!(
+                "invalid `{key}`: {} seconds is not a duration (finite, >= 0)",
+                short_number(secs)
+            ),
         )
     })
 }
+
+/// The core's limit of every duration setting but `slow_call_duration` (24 hours); a larger
+/// number is refused here, with the limit in the message, before it becomes a `Duration`.
+const MAX_SECS: f64 = 86400.0;

@@ -9,7 +9,7 @@ use pyo3::types::{PyDict, PyTuple};
 static METHOD_TYPE: GILOnceCell<Py<PyAny>> = GILOnceCell::new();
 
 /// A function guarded by a breaker (what the decorator returns for a sync function).
-#[pyclass(frozen, dict, module = "breakerbox._breakerbox")]
+#[pyclass(frozen, dict, module = "breakerbox_rs._breakerbox")]
 pub(crate) struct Guarded {
     pub(crate) breaker: Py<Breaker>,
     pub(crate) func: Py<PyAny>,

@@ -1,5 +1,5 @@
 //! The Python exceptions raised by the core: `CircuitBreakerError` for a rejection and
-//! `ConfigError` for an invalid setting (classes of `breakerbox._errors`, looked up once).
+//! `ConfigError` for an invalid setting (classes of `breakerbox_rs._errors`, looked up once).
 
 use breakerbox::{ConfigError, Rejected, State};
 use pyo3::intern;
@@ -16,7 +16,7 @@ fn errors_class<'py>(
     name: &str,
 ) -> PyResult<&'py Bound<'py, PyType>> {
     cell.get_or_try_init(py, || {
-        py.import("breakerbox._errors")?
+        py.import("breakerbox_rs._errors")?
             .getattr(name)?
             .downcast_into::<PyType>()
             .map(Bound::unbind)
@@ -38,7 +38,7 @@ fn py_field(field: &str) -> &str {
     }
 }
 
-/// A `breakerbox.ConfigError` (a `ValueError`) naming `field`.
+/// A `breakerbox_rs.ConfigError` (a `ValueError`) naming `field`.
 pub(crate) fn config_error(py: Python<'_>, field: &str, message: String) -> PyErr {
     match errors_class(py, &CONFIG_ERROR_CLS, "ConfigError") {
         Ok(cls) => match cls.call1((message, field)) {

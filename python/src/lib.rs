@@ -1,4 +1,4 @@
-//! `breakerbox._breakerbox`: the native core of the Python package.
+//! `breakerbox_rs._breakerbox`: the native core of the Python package.
 //!
 //! Everything here runs with the GIL held: the breaker's operations are a few atomic
 //! instructions that never block, so releasing the GIL around them would cost more than they

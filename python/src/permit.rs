@@ -10,7 +10,7 @@ use std::sync::Arc;
 /// Permission to make one call. Report with `success()`, `failure()`, `ignore()` or
 /// `exception(exc)`; as a context manager it reports by itself. Dropped unreported: nothing is
 /// recorded and a half-open trial slot is given back.
-#[pyclass(module = "breakerbox._breakerbox")]
+#[pyclass(module = "breakerbox_rs._breakerbox")]
 pub(crate) struct Permit {
     pub(crate) permit: Option<OwnedPermit<breakerbox::DefaultClock>>,
     pub(crate) classify: Arc<Classify>,
@@ -48,6 +48,12 @@ impl Permit {
     /// Reports the call as having raised `exc`, classified by the breaker's rules; returns the
     /// outcome recorded (`"failure"`, `"success"` or `"ignore"`).
     fn exception(&mut self, py: Python<'_>, exc: Bound<'_, PyAny>) -> PyResult<&'static str> {
+        if !exc.is_instance_of::<pyo3::exceptions::PyBaseException>() {
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "`exception` takes the exception the call raised, not {}",
+                crate::convert::type_name(&exc)
+            )));
+        }
         let p = self.take()?;
         let o = self.classify.outcome(py, &PyErr::from_value(exc));
         p.record(o);

@@ -13,8 +13,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use std::sync::Arc;
 
-/// Named breakers created on first use. `breakerbox.Registry` wraps it.
-#[pyclass(frozen, module = "breakerbox._breakerbox", name = "Registry")]
+/// Named breakers created on first use. `breakerbox_rs.Registry` wraps it.
+#[pyclass(frozen, module = "breakerbox_rs._breakerbox", name = "Registry")]
 pub(crate) struct Registry {
     inner: breakerbox::Registry,
 }

@@ -1,4 +1,28 @@
-"""Shared fixtures: a real uvicorn server on 127.0.0.1 (a free port), in a thread."""
+"""Shared fixtures: a real uvicorn server on 127.0.0.1 (a free port), in a thread.
+
+Also: ``python -m pytest`` run from python/ puts this folder first on ``sys.path``, where
+``breakerbox_rs/`` is the source without its compiled core. When the package is installed (a
+wheel), that entry is dropped so the installed one is tested; with ``maturin develop`` (the
+package is this folder) it stays.
+"""
+
+import os
+import sys
+import importlib.util
+
+_SOURCE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _prefer_installed() -> None:
+    if "breakerbox_rs" in sys.modules:
+        return
+    saved = list(sys.path)
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _SOURCE]
+    if importlib.util.find_spec("breakerbox_rs") is None:
+        sys.path[:] = saved  # not installed elsewhere: the source folder (maturin develop)
+
+
+_prefer_installed()
 
 import socket
 import threading

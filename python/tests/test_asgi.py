@@ -8,9 +8,9 @@ import pytest
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import PlainTextResponse
 
-from breakerbox import CLOSED, OPEN, CircuitBreaker, CircuitBreakerError, Registry
-from breakerbox.asgi import BreakerMiddleware, host_key, rejection_handler, route_key
-from breakerbox.httpx import AsyncBreakerTransport, BreakerTransport
+from breakerbox_rs import CLOSED, OPEN, CircuitBreaker, CircuitBreakerError, Registry
+from breakerbox_rs.asgi import BreakerMiddleware, host_key, rejection_handler, route_key
+from breakerbox_rs.httpx import AsyncBreakerTransport, BreakerTransport
 
 from conftest import serve
 

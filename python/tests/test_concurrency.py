@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from breakerbox import CLOSED, HALF_OPEN, OPEN, CircuitBreaker, CircuitBreakerError
+from breakerbox_rs import CLOSED, HALF_OPEN, OPEN, CircuitBreaker, CircuitBreakerError
 
 THREADS = 16
 CAP = 3
@@ -192,7 +192,7 @@ async def test_many_cancelled_tasks_in_half_open():
 
 
 def test_threads_getting_one_new_name_share_one_breaker():
-    from breakerbox import Registry
+    from breakerbox_rs import Registry
 
     r = Registry(failure_threshold=1)
     barrier = threading.Barrier(THREADS)

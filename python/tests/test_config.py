@@ -5,7 +5,7 @@ import datetime
 
 import pytest
 
-from breakerbox import CircuitBreaker, ConfigError, Registry
+from breakerbox_rs import CircuitBreaker, ConfigError, Registry
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from breakerbox import CLOSED, HALF_OPEN, OPEN, CircuitBreaker, CircuitBreakerError, Registry
+from breakerbox_rs import CLOSED, HALF_OPEN, OPEN, CircuitBreaker, CircuitBreakerError, Registry
 
 
 class Down(Exception):

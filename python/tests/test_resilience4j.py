@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from breakerbox import CLOSED, HALF_OPEN, OPEN, CircuitBreaker, CircuitBreakerError, ConfigError
+from breakerbox_rs import CLOSED, HALF_OPEN, OPEN, CircuitBreaker, CircuitBreakerError, ConfigError
 
 
 def fail(b):

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from breakerbox import (
+from breakerbox_rs import (
     CLOSED,
     FORCED_OPEN,
     HALF_OPEN,

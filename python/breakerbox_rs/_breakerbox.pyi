@@ -1,4 +1,4 @@
-"""Type stubs of the native core (``breakerbox._breakerbox``, built from python/src/)."""
+"""Type stubs of the native core (``breakerbox_rs._breakerbox``, built from python/src/)."""
 
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
 
@@ -9,7 +9,7 @@ FORCED_OPEN: str
 DISABLED: str
 METRICS_ONLY: str
 
-_Excs = Union[Type[BaseException], Tuple[Type[BaseException], ...]]
+_Excs = Union[Type[BaseException], Tuple[Type[BaseException], ...], List[Type[BaseException]]]
 
 class Permit:
     """Permission to make one call; report its outcome once (or let it be collected: nothing
@@ -33,7 +33,7 @@ class Guarded:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
     def __get__(self, obj: Any, owner: Any = None) -> Any: ...
-    breaker: Any  # the breakerbox.CircuitBreaker, set by the decorator
+    breaker: Any  # the breakerbox_rs.CircuitBreaker, set by the decorator
 
 class Breaker:
     def __init__(

@@ -1,12 +1,12 @@
 """breakerbox: the lock-free Rust circuit breaker, for Python.
 
 The breaker itself (state word, sliding windows, capped half-open, metrics, events) is the
-Rust crate ``breakerbox``, compiled into ``breakerbox._breakerbox``; this package adds the Python
+Rust crate ``breakerbox``, compiled into ``breakerbox_rs._breakerbox``; this package adds the Python
 surface: a decorator for sync and ``async def`` functions, context managers, a registry of
-named breakers, an ASGI middleware (``breakerbox.asgi``) and an httpx transport
-(``breakerbox.httpx``).
+named breakers, an ASGI middleware (``breakerbox_rs.asgi``) and an httpx transport
+(``breakerbox_rs.httpx``).
 
-    from breakerbox import CircuitBreaker, CircuitBreakerError
+    from breakerbox_rs import CircuitBreaker, CircuitBreakerError
 
     breaker = CircuitBreaker(failure_threshold=5, recovery_timeout=60,
                              expected_exception=requests.RequestException)
@@ -140,7 +140,8 @@ class CircuitBreaker:
       ``half_open_successes`` (alias ``success_threshold``): trial successes that close it (1);
       ``max_half_open_wait``: re-open when every trial permit is held this long (60).
     - ``expected_exception``: exception type(s) that are failures (``Exception``), or a
-      callable ``exc -> bool``; ``exclude``: exception type(s) that record nothing.
+      callable ``exc -> bool``; ``exclude``: exception type(s) that record nothing (a class,
+      or a tuple or list of them).
     - ``fallback``: called with the call's arguments instead of raising
       ``CircuitBreakerError`` when the decorator's call is rejected.
     - ``call_timeout``: for ``async def`` functions, a call running longer is cancelled and
@@ -149,7 +150,8 @@ class CircuitBreaker:
     A bad value raises ``ConfigError`` (a ``ValueError``) whose ``field`` names it; a value of
     the wrong type raises ``TypeError``.
 
-    Use it as a decorator (``@breaker``, on sync and ``async def`` functions), through
+    Use it as a decorator (``@breaker``, on sync and ``async def`` functions, and on generator
+    and async generator functions, guarded while they are iterated), through
     ``breaker.call(func, *args)`` / ``await breaker.call_async(func, *args)``, as a context
     manager (``with breaker:`` / ``async with breaker:``), or by hand with ``acquire()``.
     """
@@ -325,8 +327,14 @@ class CircuitBreaker:
     def decorate(self, func: Callable[..., Any], fallback: Optional[Callable[..., Any]] = None) -> Callable[..., Any]:
         """Guards ``func``; ``fallback`` (default: the breaker's) replaces rejections."""
         fallback = fallback if fallback is not None else self._fallback
+        if inspect.isasyncgenfunction(func):
+            return self._decorate_async_gen(func, fallback)
         if inspect.iscoroutinefunction(func):
             return self._decorate_async(func, fallback)
+        if inspect.isgeneratorfunction(func):
+            if self._call_timeout is not None:
+                raise TypeError("`call_timeout` applies to `async def` functions only")
+            return self._decorate_gen(func, fallback)
         if self._call_timeout is not None:
             raise TypeError("`call_timeout` applies to `async def` functions only")
         guarded = self._core.wrap(func, fallback)
@@ -371,6 +379,73 @@ class CircuitBreaker:
                 raise
             permit.success()
             return result
+
+        guarded.breaker = self  # type: ignore[attr-defined]
+        return guarded
+
+    def _decorate_gen(self, func: Callable[..., Any], fallback: Any) -> Callable[..., Any]:
+        """A generator function, guarded while it is iterated: the permit is taken at the first
+        ``next()``, an exception raised while iterating is classified, reaching the end is a
+        success, and closing it early records nothing."""
+        acquire = self._core.acquire
+        try_acquire = self._core.try_acquire
+
+        @functools.wraps(func)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if fallback is None:
+                permit = acquire()
+            else:
+                permit = try_acquire()
+                if permit is None:
+                    result = fallback(*args, **kwargs)
+                    if inspect.isgenerator(result):
+                        return (yield from result)
+                    return result
+            try:
+                result = yield from func(*args, **kwargs)
+            except GeneratorExit:
+                permit.ignore()
+                raise
+            except BaseException as e:
+                if permit.pending:
+                    permit.exception(e)
+                raise
+            permit.success()
+            return result
+
+        guarded.breaker = self  # type: ignore[attr-defined]
+        return guarded
+
+    def _decorate_async_gen(self, func: Callable[..., Any], fallback: Any) -> Callable[..., Any]:
+        """An async generator function, guarded while it is iterated (as ``_decorate_gen``)."""
+        if self._call_timeout is not None:
+            raise TypeError("`call_timeout` applies to `async def` functions, not async generators")
+        acquire = self._core.acquire
+        try_acquire = self._core.try_acquire
+
+        @functools.wraps(func)
+        async def guarded(*args: Any, **kwargs: Any) -> Any:
+            if fallback is None:
+                permit = acquire()
+            else:
+                permit = try_acquire()
+                if permit is None:
+                    result = fallback(*args, **kwargs)
+                    if inspect.isasyncgen(result):
+                        async for item in result:
+                            yield item
+                    return
+            try:
+                async for item in func(*args, **kwargs):
+                    yield item
+            except GeneratorExit:
+                permit.ignore()
+                raise
+            except BaseException as e:
+                if permit.pending:
+                    permit.exception(e)  # cancellation is not an Exception: nothing recorded
+                raise
+            permit.success()
 
         guarded.breaker = self  # type: ignore[attr-defined]
         return guarded

@@ -1,7 +1,7 @@
 """ASGI middleware (FastAPI, Starlette, any ASGI app): a breaker around the whole app, per
 route, or per host.
 
-    from breakerbox.asgi import BreakerMiddleware
+    from breakerbox_rs.asgi import BreakerMiddleware
     app.add_middleware(BreakerMiddleware, breaker=CircuitBreaker(failure_threshold=5))
     app.add_middleware(BreakerMiddleware, registry=Registry(failure_threshold=5), key="route")
 

@@ -1,8 +1,8 @@
 """An httpx transport that guards outbound requests, one breaker per host (or one for all).
 
     import httpx
-    from breakerbox import Registry
-    from breakerbox.httpx import BreakerTransport, AsyncBreakerTransport
+    from breakerbox_rs import Registry
+    from breakerbox_rs.httpx import BreakerTransport, AsyncBreakerTransport
 
     client = httpx.Client(transport=BreakerTransport(registry=Registry(failure_threshold=5)))
     aclient = httpx.AsyncClient(transport=AsyncBreakerTransport(breaker=my_breaker))
