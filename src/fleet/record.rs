@@ -1,9 +1,15 @@
 //! The one place that parses what the server returns: the state record (`kind|epoch|instance`),
 //! the epoch a publish returns, the fleet window's sums, and whether an error is about the
-//! data or the connection. Nothing here trusts a reply: what does not parse is `None` (the
-//! task reports it as malformed).
+//! data or the connection. Nothing here trusts a reply: what does not parse, or is out of
+//! range, is `None` (the task reports it as malformed).
 
 use crate::state::State;
+
+/// How far in the server's future an epoch may lie (µs). Epochs are the server's time, so a
+/// later one only comes from the publishing script's `+1` after the server's clock stepped
+/// back; anything further ahead is malformed (the publishing script resets a sequence beyond
+/// it, and the task forgets a newest-seen epoch beyond it).
+pub(super) const MAX_FUTURE_US: u64 = 10_000_000;
 
 /// A fleet record: `kind|epoch|instance`.
 pub(super) struct Record<'a> {
@@ -21,15 +27,19 @@ pub(super) fn kind(state: State) -> &'static str {
     }
 }
 
-/// Parses a state record; `None` if malformed.
-pub(super) fn parse(v: &str) -> Option<Record<'_>> {
+/// Parses a state record read when the server's clock was at `now_us` (see [`server_time`]);
+/// `None` if malformed, including an epoch more than [`MAX_FUTURE_US`] ahead of `now_us`.
+pub(super) fn parse(v: &str, now_us: u64) -> Option<Record<'_>> {
     let mut it = v.splitn(3, '|');
     let open = match it.next()? {
         "open" => true,
         "closed" => false,
         _ => return None,
     };
-    let epoch = it.next()?.parse().ok()?;
+    let epoch = parse_epoch(it.next()?)?;
+    if epoch > now_us.saturating_add(MAX_FUTURE_US) {
+        return None;
+    }
     let instance = it.next().filter(|i| !i.is_empty())?;
     Some(Record {
         open,
@@ -38,9 +48,21 @@ pub(super) fn parse(v: &str) -> Option<Record<'_>> {
     })
 }
 
-/// Parses the epoch a publish returned; `None` if malformed.
+/// Parses an epoch (decimal digits only); `None` if malformed.
 pub(super) fn parse_epoch(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     s.parse::<u64>().ok()
+}
+
+/// The server's clock in µs from its `TIME` reply (seconds, microseconds); `None` if out of
+/// range.
+pub(super) fn server_time((secs, micros): (u64, u64)) -> Option<u64> {
+    if micros >= 1_000_000 {
+        return None;
+    }
+    secs.checked_mul(1_000_000)?.checked_add(micros)
 }
 
 /// The fleet window's sums over every unexpired instance, as the aggregate script returns them.
@@ -54,13 +76,17 @@ pub(super) struct Sums {
 }
 
 /// Parses the aggregate script's reply `{calls, failures, slow, instances, dropped}`; `None`
-/// if it does not have five numbers. Negative counts read as 0.
+/// if it does not have five numbers, or the sums are impossible (more failures or slow calls
+/// than calls). Negative counts read as 0.
 pub(super) fn parse_sums(v: &[i64]) -> Option<Sums> {
     let &[calls, failures, slow, instances, dropped] = v else {
         return None;
     };
     let [calls, failures, slow, instances] =
         [calls, failures, slow, instances].map(|n| n.max(0) as u64);
+    if failures > calls || slow > calls {
+        return None;
+    }
     Some(Sums {
         calls,
         failures,
