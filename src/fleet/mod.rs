@@ -34,7 +34,8 @@
 //!   Every value read from Redis is untrusted: a value it cannot parse or that is out of
 //!   range (an epoch more than 10 s ahead of Redis's clock, impossible window counts), or a
 //!   key of the wrong type, gives [`FleetEvent::Malformed`] (once per distinct value) and is
-//!   otherwise ignored; the scripts overwrite a bad sequence and delete bad counts entries.
+//!   otherwise ignored; the scripts overwrite a bad sequence and delete bad counts entries,
+//!   leases and keys of the wrong type, and an unusable record is published over.
 //!   Nothing panics; a panicking event callback is caught.
 //!
 //! - **Fleet window (optional, `aggregate(true)`).** Each round a CLOSED instance writes its

@@ -96,6 +96,12 @@ pub(super) fn parse_sums(v: &[i64]) -> Option<Sums> {
     })
 }
 
+/// Parses the lease script's reply: (whether the lease is held, whether the key was of
+/// another type and was deleted); `None` if it is not 0 ..= 3.
+pub(super) fn parse_lease(v: i64) -> Option<(bool, bool)> {
+    (0..=3).contains(&v).then_some((v & 1 == 1, v & 2 == 2))
+}
+
 /// Whether a Redis error is about the data (a server error reply, an unexpected type), not
 /// the connection.
 pub(super) fn data_error(e: &redis::RedisError) -> bool {

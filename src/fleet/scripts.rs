@@ -36,6 +36,9 @@ pub(super) const MAX_ENTRY_CALLS: u64 = 1 << 40;
 /// An entry that expires later than this from the server's now is malformed.
 pub(super) const MAX_COUNTS_TTL_MS: u64 = 3 * 60 * 1000;
 
+/// The longest `lease_ttl` a configuration allows (ms): a lease expiring later is malformed.
+pub(super) const MAX_LEASE_TTL_MS: u64 = 60 * 60 * 1000;
+
 /// Runs [`PUBLISH`]: this instance's record of `kind`; returns the epoch, unparsed.
 pub(super) async fn publish(
     c: &mut MultiplexedConnection,
@@ -70,7 +73,8 @@ pub(super) async fn read_state(
         .await
 }
 
-/// Runs [`LEASE`]: takes or refreshes `instance`'s trial lease; 1 if held afterwards, else 0.
+/// Runs [`LEASE`]: takes or refreshes `instance`'s trial lease; the reply, unparsed (see
+/// `record::parse_lease`).
 pub(super) async fn lease(
     c: &mut MultiplexedConnection,
     keys: &Keys,
@@ -83,6 +87,7 @@ pub(super) async fn lease(
         .arg(instance)
         .arg(ttl_ms)
         .arg(cap)
+        .arg(MAX_LEASE_TTL_MS)
         .invoke_async(c)
         .await
 }
@@ -147,18 +152,24 @@ return s
 ";
 
 /// Takes or refreshes `instance`'s trial lease if fewer than `cap` unexpired leases exist;
-/// 1 if held afterwards, else 0. Scores are expiry times (server ms).
+/// 1 if held afterwards, else 0, plus 2 if the key was of another type (and deleted). Scores are expiry times (server ms). A key of another type
+/// is deleted first, and so are leases expiring more than ARGV[4] ms from now (the longest
+/// `lease_ttl` a configuration allows), so a planted lease holds a slot for at most that.
 const LEASE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ty = redis.call('TYPE', KEYS[1])['ok']
+local reset = 0
+if ty ~= 'zset' and ty ~= 'none' then redis.call('DEL', KEYS[1]); reset = 2 end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '(' .. string.format('%.0f', now + tonumber(ARGV[4])), '+inf')
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local held = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if held or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
+  return 1 + reset
 end
-return 0
+return reset
 ";
 
 /// Stores `instance`'s window counts (`calls|failures|slow`) with an expiry `ttl_ms` from now

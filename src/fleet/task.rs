@@ -216,7 +216,10 @@ impl<C: Clock> Task<C> {
         // 2. The fleet's latest record.
         match scripts::read_state(c, &self.keys).await {
             Ok((value, pttl, time)) => self.read(b, value, pttl, time),
-            Err(e) if data_error(&e) => self.malformed(&self.keys.state.clone(), e.to_string()),
+            Err(e) if data_error(&e) => {
+                self.malformed(&self.keys.state.clone(), e.to_string());
+                self.lost(b);
+            }
             Err(e) => return Err(e.into()),
         }
 
@@ -244,8 +247,16 @@ impl<C: Clock> Task<C> {
         if wants {
             let ttl_ms = self.config.lease_ttl.as_millis() as u64;
             match scripts::lease(c, &self.keys, &self.config.instance, ttl_ms, cap).await {
-                Ok(held) => {
-                    let held = held == 1;
+                Ok(reply) => {
+                    let Some((held, reset)) = record::parse_lease(reply) else {
+                        self.malformed(&self.keys.trials.clone(), reply.to_string());
+                        self.lease = false;
+                        self.set_gate(true);
+                        return Ok(());
+                    };
+                    if reset {
+                        self.malformed(&self.keys.trials.clone(), "a key of another type".into());
+                    }
                     if held != self.lease {
                         self.emit(FleetEvent::TrialLease { held });
                     }
@@ -330,16 +341,14 @@ impl<C: Clock> Task<C> {
         }
         let Some(v) = value else {
             // No record: Redis lost it (a flush, a restart without persistence) or it expired.
-            // This instance's opening, if still current, is published again next round.
-            if self.republish.is_none() {
-                self.republish = self
-                    .acked
-                    .filter(|p| matches!(p, Publish::Open(_)) && current(b, *p).is_some());
-            }
+            self.lost(b);
             return;
         };
         match record::parse(&v, now) {
-            None => self.malformed(&self.keys.state.clone(), v),
+            None => {
+                self.malformed(&self.keys.state.clone(), v);
+                self.lost(b);
+            }
             Some(r) if r.epoch > self.last_epoch => {
                 self.last_epoch = r.epoch;
                 if r.instance != self.config.instance {
@@ -348,6 +357,16 @@ impl<C: Clock> Task<C> {
                 }
             }
             Some(_) => {}
+        }
+    }
+
+    /// The fleet's record is gone or unusable: this instance's opening, if still current, is
+    /// published again next round (overwriting what is there).
+    fn lost(&mut self, b: &CircuitBreaker<C>) {
+        if self.republish.is_none() {
+            self.republish = self
+                .acked
+                .filter(|p| matches!(p, Publish::Open(_)) && current(b, *p).is_some());
         }
     }
 
