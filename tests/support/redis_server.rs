@@ -28,6 +28,18 @@ pub fn available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// The `redis-server` binary's (major, minor) version, if it runs.
+pub fn version() -> Option<(u32, u32)> {
+    let out = Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = text.split_whitespace().find_map(|w| w.strip_prefix("v="))?;
+    let mut it = v.split('.').map(|n| n.parse().ok());
+    Some((it.next()??, it.next()??))
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
