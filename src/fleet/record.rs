@@ -107,3 +107,53 @@ pub(super) fn parse_lease(v: i64) -> Option<(bool, bool)> {
 pub(super) fn data_error(e: &redis::RedisError) -> bool {
     !(e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_700_000_000_000_000;
+
+    #[test]
+    fn records_with_an_epoch_far_ahead_of_the_server_are_malformed() {
+        let ok = format!("open|{}|a", NOW + MAX_FUTURE_US);
+        assert!(parse(&ok, NOW).is_some_and(|r| r.open && r.instance == "a"));
+        let ahead = format!("closed|{}|a", NOW + MAX_FUTURE_US + 1);
+        assert!(parse(&ahead, NOW).is_none());
+        assert!(parse(&format!("open|{}|a", u64::MAX), NOW).is_none());
+        assert!(parse(&format!("open|{}|a", u64::MAX), u64::MAX).is_some());
+        for bad in [
+            "open|+5|a",
+            "open||a",
+            "open|1e300|a",
+            "open|5|",
+            "half|5|a",
+            "open|5",
+        ] {
+            assert!(parse(bad, NOW).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn server_time_and_epochs_are_bounded() {
+        assert_eq!(server_time((1, 999_999)), Some(1_999_999));
+        assert_eq!(server_time((1, 1_000_000)), None);
+        assert_eq!(server_time((u64::MAX, 0)), None);
+        assert_eq!(parse_epoch("18446744073709551615"), Some(u64::MAX));
+        for bad in ["18446744073709551616", "+1", "-1", " 1", ""] {
+            assert_eq!(parse_epoch(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn impossible_sums_and_lease_replies_are_malformed() {
+        assert!(parse_sums(&[10, 5, 5, 2, 0]).is_some());
+        assert!(parse_sums(&[10, 11, 0, 2, 0]).is_none());
+        assert!(parse_sums(&[10, 0, 11, 2, 0]).is_none());
+        assert!(parse_sums(&[10, 0, 0, 2]).is_none());
+        assert_eq!(parse_lease(0), Some((false, false)));
+        assert_eq!(parse_lease(3), Some((true, true)));
+        assert_eq!(parse_lease(4), None);
+        assert_eq!(parse_lease(-1), None);
+    }
+}
