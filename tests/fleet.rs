@@ -72,32 +72,41 @@ fn fleet_of(
 ) -> Vec<Instance> {
     ["a", "b", "c"]
         .into_iter()
-        .map(|id| {
-            let b = CircuitBreaker::builder()
-                .name("upstream")
-                .open_wait(WAIT)
-                .clock(clock.clone());
-            let breaker = breaker(b).build_shared().unwrap();
-            let events = Arc::new(Mutex::new(Vec::new()));
-            let sink = events.clone();
-            let config = FleetConfig::new(server.url())
-                .instance(id)
-                .sync_interval(INTERVAL)
-                .lease_ttl(Duration::from_secs(2))
-                .on_event(move |e| {
-                    if std::env::var_os("FLEET_DEBUG").is_some() {
-                        eprintln!("{id}: {e:?}");
-                    }
-                    sink.lock().unwrap().push(e.clone())
-                });
-            let sync = sync(config).attach(&breaker).unwrap();
-            Instance {
-                breaker,
-                events,
-                _sync: sync,
-            }
-        })
+        .map(|id| instance(server, clock, id, &breaker, &sync))
         .collect()
+}
+
+/// One instance `id` of the breaker `upstream` (see [`fleet_of`]).
+fn instance(
+    server: &RedisServer,
+    clock: &ManualClock,
+    id: &'static str,
+    breaker: impl Fn(breakerbox::Builder<ManualClock>) -> breakerbox::Builder<ManualClock>,
+    sync: impl Fn(FleetConfig) -> FleetConfig,
+) -> Instance {
+    let b = CircuitBreaker::builder()
+        .name("upstream")
+        .open_wait(WAIT)
+        .clock(clock.clone());
+    let breaker = breaker(b).build_shared().unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let config = FleetConfig::new(server.url())
+        .instance(id)
+        .sync_interval(INTERVAL)
+        .lease_ttl(Duration::from_secs(2))
+        .on_event(move |e| {
+            if std::env::var_os("FLEET_DEBUG").is_some() {
+                eprintln!("{id}: {e:?}");
+            }
+            sink.lock().unwrap().push(e.clone())
+        });
+    let sync = sync(config).attach(&breaker).unwrap();
+    Instance {
+        breaker,
+        events,
+        _sync: sync,
+    }
 }
 
 /// Waits (at most 10 s) until `cond` holds; returns how long it took.
@@ -469,4 +478,220 @@ fn aggregation_needs_a_rate_rule() {
         Err(FleetError::Invalid { field, .. }) => assert_eq!(field, "aggregate"),
         other => panic!("expected Invalid, got {other:?}"),
     }
+}
+
+/// A plain connection for a test to write to the server behind the fleet's back.
+async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(server.url()).unwrap();
+    client.get_multiplexed_async_connection().await.unwrap()
+}
+
+async fn set(c: &mut redis::aio::MultiplexedConnection, key: &str, value: &str) {
+    let _: () = redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .query_async(c)
+        .await
+        .unwrap();
+}
+
+/// How many `Malformed` events `i` gave for exactly `value`.
+fn malformed_count(i: &Instance, value: &str) -> usize {
+    i.events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e, FleetEvent::Malformed { value: v, .. } if v == value))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trip_while_redis_crashes_is_published_after_the_restart() {
+    let Some(mut server) = redis() else { return };
+    let clock = ManualClock::new();
+    let fleet = fleet(&server, "crash", &clock, None);
+    connected(&fleet).await;
+    // a trips the moment Redis dies: its task, woken by the trip, tries to publish on a
+    // connection that is gone.
+    server.kill();
+    trip(&fleet[0].breaker);
+    until("every instance noticed", || {
+        fleet
+            .iter()
+            .all(|i| i.saw(|e| matches!(e, FleetEvent::Unavailable { .. })))
+    })
+    .await;
+    // Back empty (no persistence): a's opening, still current, reaches the others.
+    server.restart();
+    until("b and c learn a's opening", || {
+        fleet[1..].iter().all(|i| i.breaker.state() == State::Open)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opening_redis_lost_is_published_again() {
+    let Some(mut server) = redis() else { return };
+    let clock = ManualClock::new();
+    let mut fleet = fleet(&server, "lost", &clock, None);
+    connected(&fleet).await;
+    trip(&fleet[0].breaker);
+    until("b and c follow a", || {
+        fleet[1..].iter().all(|i| i.breaker.state() == State::Open)
+    })
+    .await;
+    // Redis restarts empty: the record is gone. An instance that starts now learns of a's
+    // opening (still current) from a's task, which publishes it again after reconnecting.
+    server.restart();
+    fleet.push(instance(
+        &server,
+        &clock,
+        "d",
+        |b| b.consecutive_failures(1),
+        |f| f.prefix("lost").fleet_trials(None),
+    ));
+    until("d learns a's opening", || {
+        fleet[3].breaker.state() == State::Open
+    })
+    .await;
+    // The same when the data goes without a reconnect (FLUSHALL): e starts after it.
+    let mut c = raw(&server).await;
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut c).await.unwrap();
+    fleet.push(instance(
+        &server,
+        &clock,
+        "e",
+        |b| b.consecutive_failures(1),
+        |f| f.prefix("lost").fleet_trials(None),
+    ));
+    until("e learns a's opening", || {
+        fleet[4].breaker.state() == State::Open
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_epoch_far_in_the_future_is_malformed_not_the_newest() {
+    let Some(server) = redis() else { return };
+    let clock = ManualClock::new();
+    let fleet = fleet(&server, "epoch", &clock, None);
+    connected(&fleet).await;
+    let mut c = raw(&server).await;
+    let poison = "open|18446744073709551615|evil";
+    set(&mut c, "epoch:upstream:state", poison).await;
+    // Give every task a few rounds to read it (the checks below do not depend on timing).
+    tokio::time::sleep(INTERVAL * 10).await;
+    trip(&fleet[0].breaker);
+    until("b and c follow a", || {
+        fleet[1..].iter().all(|i| i.breaker.state() == State::Open)
+    })
+    .await;
+    for i in &fleet[1..] {
+        assert_eq!(malformed_count(i, poison), 1, "reported once");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_garbage_sequence_is_overwritten_by_the_next_publish() {
+    let Some(server) = redis() else { return };
+    let clock = ManualClock::new();
+    let fleet = fleet(&server, "seq", &clock, None);
+    connected(&fleet).await;
+    let mut c = raw(&server).await;
+    for garbage in ["1e300", "99999999999999999999", "-5", "0x10"] {
+        for i in &fleet {
+            i.events.lock().unwrap().clear();
+        }
+        set(&mut c, "seq:upstream:seq", garbage).await;
+        trip(&fleet[0].breaker);
+        until("b and c follow a", || {
+            fleet[1..].iter().all(|i| i.breaker.state() == State::Open)
+        })
+        .await;
+        let seq: String = redis::cmd("GET")
+            .arg("seq:upstream:seq")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert!(
+            seq.len() <= 16 && seq.bytes().all(|b| b.is_ascii_digit()),
+            "{garbage}: sequence now {seq:?}"
+        );
+        for i in &fleet {
+            assert!(
+                !i.saw(|e| matches!(e, FleetEvent::Malformed { .. })),
+                "{garbage}"
+            );
+        }
+        // Everyone back to CLOSED for the next value.
+        for i in &fleet {
+            i.breaker.transition_to_closed();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn impossible_counts_entries_are_dropped_not_summed() {
+    let Some(server) = redis() else { return };
+    let clock = ManualClock::new();
+    let fleet = fleet_of(
+        &server,
+        &clock,
+        |b| {
+            b.failure_rate_threshold(0.5)
+                .count_window(20)
+                .minimum_calls(10)
+        },
+        |f| f.prefix("counts").aggregate(true),
+    );
+    connected(&fleet).await;
+    let mut c = raw(&server).await;
+    let far = "99999999999999"; // ms: thousands of years ahead
+    let now_ms = {
+        let (s, us): (u64, u64) = redis::cmd("TIME").query_async(&mut c).await.unwrap();
+        s * 1000 + us / 1000
+    };
+    let soon = (now_ms + 60_000).to_string();
+    let bad = [
+        format!("10|1000|0|{far}"), // more failures than calls, never expiring
+        format!("10|10|0|{far}"),   // plausible counts, an expiry far beyond any TTL
+        format!("10|0|11|{soon}"),  // more slow calls than calls
+        format!("2000000000000|2000000000000|0|{soon}"), // beyond any instance's window
+        format!("10|10|0|{}", "9".repeat(40)),
+    ];
+    // All at once (one command), so the first round that sees one sees them all.
+    let mut hset = redis::cmd("HSET");
+    hset.arg("counts:upstream:counts");
+    for (n, v) in bad.iter().enumerate() {
+        hset.arg(format!("evil{n}")).arg(v);
+    }
+    let _: () = hset.query_async(&mut c).await.unwrap();
+    // A few rounds: nobody trips on counts no instance recorded.
+    tokio::time::sleep(INTERVAL * 10).await;
+    for i in &fleet {
+        assert_eq!(i.breaker.state(), State::Closed);
+        assert!(!i.saw(|e| matches!(e, FleetEvent::FleetTrip { .. })));
+    }
+    until("the entries are reported", || {
+        fleet
+            .iter()
+            .any(|i| i.saw(|e| matches!(e, FleetEvent::Malformed { key, .. } if key == "counts:upstream:counts")))
+    })
+    .await;
+    let left: Vec<String> = redis::cmd("HKEYS")
+        .arg("counts:upstream:counts")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(left.iter().all(|k| !k.starts_with("evil")), "{left:?}");
+    // The fleet window still works on real counts.
+    for i in &fleet {
+        for _ in 0..4 {
+            let _ = i.breaker.call(|| Err::<(), _>("down"));
+        }
+    }
+    until("the fleet opens", || {
+        fleet.iter().all(|i| i.breaker.state() == State::Open)
+    })
+    .await;
 }

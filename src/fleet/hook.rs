@@ -22,7 +22,8 @@ pub(super) fn applying<T>(f: impl FnOnce() -> T) -> T {
     r.unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
-/// What the hook and the task share: the transition to publish, and the task's wake-up.
+/// What the hook and the task share: the transition to publish (kept until Redis has
+/// acknowledged it or it is no longer current), and the task's wake-up.
 #[derive(Debug)]
 pub(super) struct Shared {
     pub(super) notify: tokio::sync::Notify,
@@ -30,7 +31,7 @@ pub(super) struct Shared {
 }
 
 /// A local transition to publish: the generation it entered.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Publish {
     Open(u32),
     Closed(u32),

@@ -27,9 +27,16 @@
 //! - **Redis down, slow or wrong.** Every Redis round trip has a timeout. On a connection error
 //!   the task emits [`FleetEvent::Unavailable`], opens the gate (the breaker is plain local
 //!   again: its own trials, no lease) and reconnects with exponential backoff; when Redis is
-//!   back it emits [`FleetEvent::Connected`] and syncs again. A value it cannot parse, or a
+//!   back it emits [`FleetEvent::Connected`] and syncs again. A transition to publish stays
+//!   to publish (recomputed from the breaker each round, so only while still current) until
+//!   Redis has acknowledged it; after a reconnect, or when the state key is found missing,
+//!   an instance publishes its still-current opening again, since Redis may have lost it.
+//!   Every value read from Redis is untrusted: a value it cannot parse or that is out of
+//!   range (an epoch more than 10 s ahead of Redis's clock, impossible window counts), or a
 //!   key of the wrong type, gives [`FleetEvent::Malformed`] (once per distinct value) and is
-//!   otherwise ignored. Nothing panics; a panicking event callback is caught.
+//!   otherwise ignored; the scripts overwrite a bad sequence and delete bad counts entries,
+//!   leases and keys of the wrong type, and an unusable record is published over.
+//!   Nothing panics; a panicking event callback is caught.
 //!
 //! - **Fleet window (optional, `aggregate(true)`).** Each round a CLOSED instance writes its
 //!   window counts (calls, failures, slow calls) into the hash `{prefix}:{name}:counts`, stamped

@@ -27,6 +27,18 @@ impl Keys {
     }
 }
 
+/// The most calls one instance's counts entry in the fleet window may hold (2^40): it keeps
+/// the sums of thousands of entries exact in Lua's doubles. An entry above it is malformed.
+pub(super) const MAX_ENTRY_CALLS: u64 = 1 << 40;
+
+/// The longest a counts entry may still have to live (ms): three of the longest sync interval
+/// any configuration allows, since instances of one breaker may sync at different intervals.
+/// An entry that expires later than this from the server's now is malformed.
+pub(super) const MAX_COUNTS_TTL_MS: u64 = 3 * 60 * 1000;
+
+/// The longest `lease_ttl` a configuration allows (ms): a lease expiring later is malformed.
+pub(super) const MAX_LEASE_TTL_MS: u64 = 60 * 60 * 1000;
+
 /// Runs [`PUBLISH`]: this instance's record of `kind`; returns the epoch, unparsed.
 pub(super) async fn publish(
     c: &mut MultiplexedConnection,
@@ -41,24 +53,28 @@ pub(super) async fn publish(
         .arg(kind)
         .arg(instance)
         .arg(ttl_ms)
+        .arg(super::record::MAX_FUTURE_US)
         .invoke_async(c)
         .await
 }
 
-/// Reads the fleet's record and the time its key has left (ms; negative: no expiry or no key).
+/// Reads the fleet's record, the time its key has left (ms; negative: no expiry or no key)
+/// and the server's clock (`TIME`: seconds, microseconds).
 pub(super) async fn read_state(
     c: &mut MultiplexedConnection,
     keys: &Keys,
-) -> RedisResult<(Option<String>, i64)> {
+) -> RedisResult<(Option<String>, i64, (u64, u64))> {
     redis::pipe()
         .get(&keys.state)
         .cmd("PTTL")
         .arg(&keys.state)
+        .cmd("TIME")
         .query_async(c)
         .await
 }
 
-/// Runs [`LEASE`]: takes or refreshes `instance`'s trial lease; 1 if held afterwards, else 0.
+/// Runs [`LEASE`]: takes or refreshes `instance`'s trial lease; the reply, unparsed (see
+/// `record::parse_lease`).
 pub(super) async fn lease(
     c: &mut MultiplexedConnection,
     keys: &Keys,
@@ -71,6 +87,7 @@ pub(super) async fn lease(
         .arg(instance)
         .arg(ttl_ms)
         .arg(cap)
+        .arg(MAX_LEASE_TTL_MS)
         .invoke_async(c)
         .await
 }
@@ -89,7 +106,8 @@ pub(super) async fn release_lease(
 }
 
 /// Runs [`AGGREGATE`]: stores this instance's window counts for `ttl_ms` and returns the
-/// fleet's sums, unparsed.
+/// fleet's sums, unparsed. The counts are clamped to what the script accepts (calls at most
+/// [`MAX_ENTRY_CALLS`], failures and slow calls at most calls).
 pub(super) async fn aggregate(
     c: &mut MultiplexedConnection,
     keys: &Keys,
@@ -97,23 +115,34 @@ pub(super) async fn aggregate(
     (calls, failures, slow): (u64, u64, u64),
     ttl_ms: u64,
 ) -> RedisResult<Vec<i64>> {
+    let calls = calls.min(MAX_ENTRY_CALLS);
+    let (failures, slow) = (failures.min(calls), slow.min(calls));
     redis::Script::new(AGGREGATE)
         .key(&keys.counts)
         .arg(instance)
         .arg(format!("{calls}|{failures}|{slow}"))
-        .arg(ttl_ms)
+        .arg(ttl_ms.min(MAX_COUNTS_TTL_MS))
+        .arg(MAX_COUNTS_TTL_MS)
+        .arg(MAX_ENTRY_CALLS)
         .invoke_async(c)
         .await
 }
 
 /// Publishes `kind` for `instance` with a key expiry of `ttl_ms`; returns the epoch: the
 /// server's time in µs, or one more than the last epoch if that is not later (the clock
-/// stepped back, or two publishes in one µs). Lua numbers are doubles: exact below 2^53 µs
-/// (year 2255).
+/// stepped back, or two publishes in one µs). The last epoch (KEYS[2]) is untrusted: unless it
+/// is a plain integer of at most 16 digits no more than ARGV[4] µs ahead of the server's
+/// clock, it is ignored (and overwritten), so garbage there heals on the next publish. Lua
+/// numbers are doubles: exact below 2^53 µs (year 2255). Any type of key is overwritten.
 const PUBLISH: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local last = tonumber(redis.call('GET', KEYS[2])) or 0
+local last = 0
+local raw = redis.pcall('GET', KEYS[2])
+if type(raw) == 'string' and #raw <= 16 and string.match(raw, '^%d+$') then
+  last = tonumber(raw)
+  if last > now + tonumber(ARGV[4]) then last = 0 end
+end
 local e = now
 if e <= last then e = last + 1 end
 local s = string.format('%.0f', e)
@@ -123,38 +152,60 @@ return s
 ";
 
 /// Takes or refreshes `instance`'s trial lease if fewer than `cap` unexpired leases exist;
-/// 1 if held afterwards, else 0. Scores are expiry times (server ms).
+/// 1 if held afterwards, else 0, plus 2 if the key was of another type (and deleted). Scores are expiry times (server ms). A key of another type
+/// is deleted first, and so are leases expiring more than ARGV[4] ms from now (the longest
+/// `lease_ttl` a configuration allows), so a planted lease holds a slot for at most that.
 const LEASE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ty = redis.call('TYPE', KEYS[1])['ok']
+local reset = 0
+if ty ~= 'zset' and ty ~= 'none' then redis.call('DEL', KEYS[1]); reset = 2 end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '(' .. string.format('%.0f', now + tonumber(ARGV[4])), '+inf')
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local held = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if held or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
+  return 1 + reset
 end
-return 0
+return reset
 ";
 
 /// Stores `instance`'s window counts (`calls|failures|slow`) with an expiry `ttl_ms` from now
-/// (server ms) in hash KEYS[1], drops expired and unparseable entries, and returns the sums
-/// over the rest: `{calls, failures, slow, instances, dropped_malformed}`.
+/// (server ms) in hash KEYS[1], drops expired and malformed entries, and returns the sums
+/// over the rest: `{calls, failures, slow, instances, dropped_malformed}`. Every entry is
+/// untrusted: it must be `calls|failures|slow|expiry` (digits, at most 15 each) with
+/// failures and slow calls at most calls, calls at most ARGV[5], and an expiry at most
+/// ARGV[4] ms from now; anything else is deleted. A key of another type is deleted too.
 const AGGREGATE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. string.format('%.0f', now + tonumber(ARGV[3])))
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 10)
+local ttl = tonumber(ARGV[3])
+local horizon = now + tonumber(ARGV[4])
+local cap = tonumber(ARGV[5])
+local bad = 0
+local ty = redis.call('TYPE', KEYS[1])['ok']
+if ty ~= 'hash' and ty ~= 'none' then
+  redis.call('DEL', KEYS[1]); bad = bad + 1
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. string.format('%.0f', now + ttl))
+redis.call('PEXPIRE', KEYS[1], ttl * 10)
 local all = redis.call('HGETALL', KEYS[1])
-local c, f, s, n, bad = 0, 0, 0, 0, 0
+local c, f, s, n = 0, 0, 0, 0
 for i = 1, #all, 2 do
   local a, b, d, e = string.match(all[i + 1], '^(%d+)|(%d+)|(%d+)|(%d+)$')
-  if not a then
+  local ok = a ~= nil and #a <= 15 and #b <= 15 and #d <= 15 and #e <= 15
+  if ok then
+    a, b, d, e = tonumber(a), tonumber(b), tonumber(d), tonumber(e)
+    ok = a <= cap and b <= a and d <= a and e <= horizon
+  end
+  if not ok then
     redis.call('HDEL', KEYS[1], all[i]); bad = bad + 1
-  elseif tonumber(e) <= now then
+  elseif e <= now then
     redis.call('HDEL', KEYS[1], all[i])
   else
-    c = c + tonumber(a); f = f + tonumber(b); s = s + tonumber(d); n = n + 1
+    c = c + a; f = f + b; s = s + d; n = n + 1
   end
 end
 return {c, f, s, n, bad}

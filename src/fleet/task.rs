@@ -41,6 +41,13 @@ pub(super) struct Task<C: Clock> {
     config: FleetConfig,
     /// The newest epoch seen (published or read).
     last_epoch: u64,
+    /// This instance's last transition Redis acknowledged (to publish again if Redis lost it).
+    acked: Option<Publish>,
+    /// A transition to publish again: Redis may have lost it (a reconnect, or the state key
+    /// found missing). Published only if still current.
+    republish: Option<Publish>,
+    /// The transition still to publish when the connection was lost (decided while connected).
+    interrupted: Option<Publish>,
     /// Whether this instance holds a trial lease.
     lease: bool,
     /// The last malformed value reported (reported once).
@@ -64,6 +71,9 @@ impl<C: Clock> Task<C> {
             keys,
             config,
             last_epoch: 0,
+            acked: None,
+            republish: None,
+            interrupted: None,
             lease: false,
             malformed: None,
         }
@@ -114,17 +124,25 @@ impl<C: Clock> Task<C> {
                                 self.set_gate(false);
                             }
                             // A close that happened while Redis was away is stale: it could
-                            // overwrite a newer opening by another instance. An opening still
-                            // current is worth sharing (opening is the safe direction).
+                            // overwrite a newer opening by another instance. (One made while
+                            // connected, whose publication the lost connection interrupted, is
+                            // not: it is still published if current.) An opening still current
+                            // is worth sharing (opening is the safe direction).
                             let mut pending = self
                                 .shared
                                 .pending
                                 .lock()
                                 .unwrap_or_else(|e| e.into_inner());
-                            if matches!(*pending, Some(Publish::Closed(_))) {
+                            let interrupted = self.interrupted.take();
+                            if matches!(*pending, Some(Publish::Closed(_)))
+                                && *pending != interrupted
+                            {
                                 *pending = None;
                             }
                             drop(pending);
+                            // Redis may have lost this instance's opening (a restart without
+                            // persistence): publish it again if it is still current.
+                            self.republish = self.acked.filter(|p| matches!(p, Publish::Open(_)));
                             self.emit(FleetEvent::Connected);
                             conn.insert(c)
                         }
@@ -155,6 +173,11 @@ impl<C: Clock> Task<C> {
                 Err(_) => "sync round timed out".into(),
             };
             conn = None;
+            self.interrupted = *self
+                .shared
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             self.unavailable(failure, &mut backoff, &mut next_try);
         }
     }
@@ -188,40 +211,15 @@ impl<C: Clock> Task<C> {
         c: &mut redis::aio::MultiplexedConnection,
     ) -> Result<(), Failure> {
         // 1. This instance's latest automatic transition, if still current.
-        let pending = self
-            .shared
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(p) = pending {
-            let (gen, state, ttl_ms) = match p {
-                Publish::Open(gen) => {
-                    let left = b.metrics().retry_after.unwrap_or_default();
-                    (gen, State::Open, left.as_millis() as u64)
-                }
-                Publish::Closed(gen) => (gen, State::Closed, CLOSED_TTL_MS),
-            };
-            if b.generation() == gen && b.state() == state && ttl_ms > 0 {
-                self.publish(c, state, ttl_ms).await?;
-            }
-        }
+        self.publish_own(b, c).await?;
 
         // 2. The fleet's latest record.
         match scripts::read_state(c, &self.keys).await {
-            Ok((Some(v), pttl)) => match record::parse(&v) {
-                None => self.malformed(&self.keys.state.clone(), v),
-                Some(r) if r.epoch > self.last_epoch => {
-                    self.last_epoch = r.epoch;
-                    if r.instance != self.config.instance {
-                        let from = r.instance.to_string();
-                        self.apply(b, r.open, pttl, from);
-                    }
-                }
-                Some(_) => {}
-            },
-            Ok((None, _)) => {}
-            Err(e) if data_error(&e) => self.malformed(&self.keys.state.clone(), e.to_string()),
+            Ok((value, pttl, time)) => self.read(b, value, pttl, time),
+            Err(e) if data_error(&e) => {
+                self.malformed(&self.keys.state.clone(), e.to_string());
+                self.lost(b);
+            }
             Err(e) => return Err(e.into()),
         }
 
@@ -249,8 +247,16 @@ impl<C: Clock> Task<C> {
         if wants {
             let ttl_ms = self.config.lease_ttl.as_millis() as u64;
             match scripts::lease(c, &self.keys, &self.config.instance, ttl_ms, cap).await {
-                Ok(held) => {
-                    let held = held == 1;
+                Ok(reply) => {
+                    let Some((held, reset)) = record::parse_lease(reply) else {
+                        self.malformed(&self.keys.trials.clone(), reply.to_string());
+                        self.lease = false;
+                        self.set_gate(true);
+                        return Ok(());
+                    };
+                    if reset {
+                        self.malformed(&self.keys.trials.clone(), "a key of another type".into());
+                    }
                     if held != self.lease {
                         self.emit(FleetEvent::TrialLease { held });
                     }
@@ -280,6 +286,88 @@ impl<C: Clock> Task<C> {
             self.set_gate(false);
         }
         Ok(())
+    }
+
+    /// Publishes this instance's latest automatic transition (or one Redis may have lost) if
+    /// it is still current, recomputed from the breaker; it stays to publish until Redis has
+    /// acknowledged it, so a failed round trip loses nothing.
+    async fn publish_own(
+        &mut self,
+        b: &CircuitBreaker<C>,
+        c: &mut redis::aio::MultiplexedConnection,
+    ) -> Result<(), Failure> {
+        let pending = *self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let Some(p) = pending.or(self.republish) else {
+            return Ok(());
+        };
+        if let Some((state, ttl_ms)) = current(b, p) {
+            if !self.publish(c, state, ttl_ms).await? {
+                // Not acknowledged (a data error, reported): try again next round.
+                return Ok(());
+            }
+            self.acked = Some(p);
+        }
+        // Published, or no longer current: done with it (unless the hook has replaced it).
+        let mut pending = self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if *pending == Some(p) {
+            *pending = None;
+        }
+        drop(pending);
+        if self.republish == Some(p) {
+            self.republish = None;
+        }
+        Ok(())
+    }
+
+    /// Step 2 of a round: checks the fleet's record (`value`, its key's `pttl`, read at the
+    /// server's `time`) and applies it if it is newer and another instance's.
+    fn read(&mut self, b: &CircuitBreaker<C>, value: Option<String>, pttl: i64, time: (u64, u64)) {
+        let Some(now) = record::server_time(time) else {
+            self.malformed("TIME", format!("{time:?}"));
+            return;
+        };
+        // A newest-seen epoch beyond what any record may now hold (the server's clock stepped
+        // back by more than the allowed skew) would hide every later record: forget it.
+        if self.last_epoch > now.saturating_add(record::MAX_FUTURE_US) {
+            self.last_epoch = 0;
+        }
+        let Some(v) = value else {
+            // No record: Redis lost it (a flush, a restart without persistence) or it expired.
+            self.lost(b);
+            return;
+        };
+        match record::parse(&v, now) {
+            None => {
+                self.malformed(&self.keys.state.clone(), v);
+                self.lost(b);
+            }
+            Some(r) if r.epoch > self.last_epoch => {
+                self.last_epoch = r.epoch;
+                if r.instance != self.config.instance {
+                    let from = r.instance.to_string();
+                    self.apply(b, r.open, pttl, from);
+                }
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// The fleet's record is gone or unusable: this instance's opening, if still current, is
+    /// published again next round (overwriting what is there).
+    fn lost(&mut self, b: &CircuitBreaker<C>) {
+        if self.republish.is_none() {
+            self.republish = self
+                .acked
+                .filter(|p| matches!(p, Publish::Open(_)) && current(b, *p).is_some());
+        }
     }
 
     /// Shares this instance's window counts and trips on the fleet's sums.
@@ -345,29 +433,42 @@ impl<C: Clock> Task<C> {
             slow,
             instances,
         });
-        self.publish(c, State::Open, wait.as_millis() as u64).await
+        // Published like the breaker's own trips: until Redis has acknowledged it.
+        *self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Publish::Open(b.generation()));
+        self.publish_own(b, c).await
     }
 
-    /// Publishes this instance's `state` (OPEN or CLOSED) with a key expiry of `ttl_ms`.
+    /// Publishes this instance's `state` (OPEN or CLOSED) with a key expiry of `ttl_ms`;
+    /// whether Redis acknowledged it with an epoch.
     async fn publish(
         &mut self,
         c: &mut redis::aio::MultiplexedConnection,
         state: State,
         ttl_ms: u64,
-    ) -> Result<(), Failure> {
+    ) -> Result<bool, Failure> {
         let kind = record::kind(state);
         match scripts::publish(c, &self.keys, kind, &self.config.instance, ttl_ms).await {
             Ok(s) => match record::parse_epoch(&s) {
                 Some(epoch) => {
                     self.last_epoch = self.last_epoch.max(epoch);
                     self.emit(FleetEvent::Published { state, epoch });
+                    Ok(true)
                 }
-                None => self.malformed(&self.keys.seq.clone(), s),
+                None => {
+                    self.malformed(&self.keys.seq.clone(), s);
+                    Ok(false)
+                }
             },
-            Err(e) if data_error(&e) => self.malformed(&self.keys.seq.clone(), e.to_string()),
-            Err(e) => return Err(e.into()),
+            Err(e) if data_error(&e) => {
+                self.malformed(&self.keys.seq.clone(), e.to_string());
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
         }
-        Ok(())
     }
 
     /// Applies another instance's record to the local breaker.
@@ -398,4 +499,17 @@ impl<C: Clock> Task<C> {
             });
         }
     }
+}
+
+/// `p` as it is to be published now, if the breaker is still in the state and generation `p`
+/// entered: the state and the record's expiry (OPEN: the wait it has left).
+fn current<C: Clock>(b: &CircuitBreaker<C>, p: Publish) -> Option<(State, u64)> {
+    let (gen, state, ttl_ms) = match p {
+        Publish::Open(gen) => {
+            let left = b.metrics().retry_after.unwrap_or_default();
+            (gen, State::Open, left.as_millis() as u64)
+        }
+        Publish::Closed(gen) => (gen, State::Closed, CLOSED_TTL_MS),
+    };
+    (b.generation() == gen && b.state() == state && ttl_ms > 0).then_some((state, ttl_ms))
 }

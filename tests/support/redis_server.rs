@@ -1,6 +1,6 @@
 //! A throwaway `redis-server` for tests and the `fleet` example: started on 127.0.0.1 on a free
-//! port with persistence off, stopped by its PID (on `kill` or drop). Shared by `tests/fleet.rs`
-//! and `examples/fleet.rs` (`#[path]`-included, so it is written once).
+//! port with persistence off (unless asked), stopped by its PID (on `kill` or drop). Shared by
+//! `tests/fleet*.rs` and `examples/fleet.rs` (`#[path]`-included, so it is written once).
 #![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
@@ -12,6 +12,10 @@ pub struct RedisServer {
     child: Option<Child>,
     /// The port it listens on (kept across `restart`).
     pub port: u16,
+    /// Extra `redis-server` arguments (kept across `restart`).
+    extra: Vec<String>,
+    /// The data directory of a persistent server (removed on drop).
+    dir: Option<std::path::PathBuf>,
 }
 
 /// Whether a `redis-server` binary is on the PATH. When not (and `BREAKERBOX_REQUIRE_REDIS` is
@@ -42,6 +46,18 @@ pub fn available() -> bool {
     found
 }
 
+/// The `redis-server` binary's (major, minor) version, if it runs.
+pub fn version() -> Option<(u32, u32)> {
+    let out = Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = text.split_whitespace().find_map(|w| w.strip_prefix("v="))?;
+    let mut it = v.split('.').map(|n| n.parse().ok());
+    Some((it.next()??, it.next()??))
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -52,12 +68,56 @@ fn free_port() -> u16 {
 impl RedisServer {
     /// Starts a server on a free port and waits until it accepts connections (at most 10 s).
     pub fn start() -> RedisServer {
+        Self::start_with(&[])
+    }
+
+    /// As [`start`](Self::start), with extra `redis-server` arguments (they override the
+    /// defaults).
+    pub fn start_with(extra: &[&str]) -> RedisServer {
         let mut s = RedisServer {
             child: None,
             port: free_port(),
+            extra: extra.iter().map(|a| a.to_string()).collect(),
+            dir: None,
         };
         s.restart();
         s
+    }
+
+    /// As [`start`](Self::start), but persistent: an append-only file synced on every write,
+    /// in a fresh directory, so a `kill` loses nothing and `restart` brings the data back.
+    pub fn start_persistent() -> RedisServer {
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("breakerbox-redis-{port}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a data directory");
+        let mut s = RedisServer {
+            child: None,
+            port,
+            extra: ["--appendonly", "yes", "--appendfsync", "always", "--dir"]
+                .iter()
+                .map(|a| a.to_string())
+                .chain([dir.display().to_string()])
+                .collect(),
+            dir: Some(dir),
+        };
+        s.restart();
+        s
+    }
+
+    /// The server's PID, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends `signal` (`"STOP"`, `"CONT"`, ...) to the server by its PID.
+    pub fn signal(&self, signal: &str) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill")
+                .args([format!("-{signal}"), pid.to_string()])
+                .status();
+        }
     }
 
     /// `redis://127.0.0.1:<port>`.
@@ -71,6 +131,7 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -86,7 +147,8 @@ impl RedisServer {
         }
     }
 
-    /// Stops the server by its PID (SIGKILL: a crash, not a shutdown) and waits for it.
+    /// Stops the server by its PID (SIGKILL: a crash, not a shutdown; it also ends a
+    /// stopped one) and waits for it.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = Command::new("kill")
@@ -100,5 +162,8 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
