@@ -138,7 +138,9 @@ class CircuitBreaker:
       count against the next period's cap (with ``reset_timeout=0`` and a cap of 3, five calls
       can run at once across two periods: each admits up to 3);
       ``half_open_successes`` (alias ``success_threshold``): trial successes that close it (1);
-      ``max_half_open_wait``: re-open when every trial permit is held this long (60).
+      ``max_half_open_wait``: a half-open period whose every trial permit is held this long
+      times out (60; ``None`` for no limit), going to ``half_open_timeout_state``: ``"open"``
+      (the default, at the next backoff step) or ``"closed"``.
     - ``expected_exception``: exception type(s) that are failures (``Exception``), or a
       callable ``exc -> bool``; ``exclude``: exception type(s) that record nothing (a class,
       or a tuple or list of them).

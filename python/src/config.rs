@@ -26,6 +26,7 @@ const CONFIG_KEYS: &[&str] = &[
     "half_open_permits",
     "half_open_successes",
     "max_half_open_wait",
+    "half_open_timeout_state",
     "half_open_decision",
     "initial_state",
     "automatic_half_open",
@@ -153,8 +154,27 @@ pub(crate) fn parse_config(
     if let Some(Some(n)) = kw.int(py, "half_open_successes")? {
         c.half_open_successes = n;
     }
-    if let Some(Some(d)) = kw.secs(py, "max_half_open_wait")? {
-        c.max_half_open_wait = Some(d);
+    match kw.secs(py, "max_half_open_wait")? {
+        Some(Some(d)) => c.max_half_open_wait = Some(d),
+        // An explicit None: no limit (resilience4j's 0).
+        Some(None) => c.max_half_open_wait = None,
+        None => {}
+    }
+    if let Some(Some(v)) = kw.raw("half_open_timeout_state")? {
+        c.half_open_timeout_state = match v.extract::<String>().ok().as_deref() {
+            Some("open") => State::Open,
+            Some("closed") => State::Closed,
+            _ => {
+                return Err(config_error(
+                    py,
+                    "half_open_timeout_state",
+                    format!(
+                        "invalid `half_open_timeout_state`: {} is not \"open\" or \"closed\"",
+                        v.repr()?
+                    ),
+                ))
+            }
+        };
     }
     if let Some(Some(v)) = kw.raw("half_open_decision")? {
         c.half_open_decision = match v.extract::<String>().ok().as_deref() {
@@ -232,6 +252,10 @@ pub(crate) fn config_dict<'py>(py: Python<'py>, c: &Config) -> PyResult<Bound<'p
     d.set_item(
         "max_half_open_wait",
         c.max_half_open_wait.map(|w| w.as_secs_f64()),
+    )?;
+    d.set_item(
+        "half_open_timeout_state",
+        c.half_open_timeout_state.as_str(),
     )?;
     d.set_item(
         "half_open_decision",

@@ -115,3 +115,43 @@ def test_new_metrics():
     assert m["slow_failures"] == 0
     b.transition_to_half_open()
     assert b.metrics()["rejected_in_state"] == 0
+
+
+def test_half_open_timeout_state_and_no_limit():
+    c = CircuitBreaker().config()
+    assert (c["max_half_open_wait"], c["half_open_timeout_state"]) == (60.0, "open")
+    c = CircuitBreaker(max_half_open_wait=None, half_open_timeout_state="closed").config()
+    assert (c["max_half_open_wait"], c["half_open_timeout_state"]) == (None, "closed")
+    with pytest.raises(ConfigError) as e:
+        CircuitBreaker(half_open_timeout_state="half_open")
+    assert e.value.field == "half_open_timeout_state"
+
+
+def test_a_timed_out_half_open_period_closes_without_a_caller():
+    b = CircuitBreaker(
+        consecutive_failures=1,
+        open_wait=0.01,
+        max_half_open_wait=0.05,
+        half_open_timeout_state="closed",
+        automatic_half_open=True,
+    )
+    fail(b)
+    deadline = time.monotonic() + 20
+    while b.state != HALF_OPEN:
+        assert time.monotonic() < deadline, "never half-open"
+        time.sleep(0.005)
+    hung = b.acquire()  # the one trial, never reported
+    assert b.metrics()["half_open_in_flight"] == 1
+    while b.state != CLOSED:
+        assert time.monotonic() < deadline, "the timed-out period never closed"
+        time.sleep(0.005)
+    del hung
+
+
+def test_trial_metrics_while_half_open():
+    b = CircuitBreaker(consecutive_failures=1, open_wait=60, half_open_permits=3, half_open_successes=3)
+    fail(b)
+    b.transition_to_half_open()
+    succeed(b)
+    m = b.metrics()
+    assert (m["half_open_trials"], m["half_open_trial_failures"]) == (1, 0)
