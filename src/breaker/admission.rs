@@ -141,20 +141,27 @@ impl<C: Clock> CircuitBreaker<C> {
         (w.open(self.now_ms(), d), Some(d))
     }
 
+    /// HALF-OPEN word `w`: the milliseconds its period has lasted by its stamp (`Err` with the
+    /// stamp word and the time now when this generation has no stamp yet).
+    fn half_open_lasted(&self, w: Word) -> Result<u64, (u64, u64)> {
+        let now = self.now_ms() & MS_MASK;
+        // Relaxed: the stamp is a hint about one generation and publishes no other memory; a
+        // stale read only delays the time-out until a later read sees the stamp.
+        let cur = self.half_open_since.load(Ordering::Relaxed);
+        if (cur >> MS_BITS) as u32 == w.gen() {
+            Ok(now.wrapping_sub(cur & MS_MASK) & MS_MASK)
+        } else {
+            Err((cur, now))
+        }
+    }
+
     /// HALF-OPEN word `w`: whether the current period's stamp says `max_half_open_wait` has
     /// passed (`Ok`), or the time left (`Err`); read only, unlike
     /// [`half_open_expired`](Self::half_open_expired). A period with no stamp yet counts as
     /// just begun.
     pub(super) fn half_open_overdue(&self, w: Word) -> Result<(), Duration> {
-        let now = self.now_ms() & MS_MASK;
-        // Relaxed: see `half_open_expired`.
-        let cur = self.half_open_since.load(Ordering::Relaxed);
-        let passed = if (cur >> MS_BITS) as u32 == w.gen() {
-            now.wrapping_sub(cur & MS_MASK) & MS_MASK
-        } else {
-            0
-        };
-        match self.max_half_open_ms.checked_sub(passed) {
+        let lasted = self.half_open_lasted(w).unwrap_or(0);
+        match self.max_half_open_ms.checked_sub(lasted) {
             Some(left) if left > 0 => Err(Duration::from_millis(left)),
             _ => Ok(()),
         }
@@ -165,19 +172,19 @@ impl<C: Clock> CircuitBreaker<C> {
     /// than that moment).
     #[cold]
     pub(super) fn half_open_expired(&self, w: Word) -> bool {
-        let now = self.now_ms() & MS_MASK;
-        // Relaxed: the stamp is a hint about one generation and publishes no other memory; a
-        // stale read only delays the re-open until a later caller reads the stamp.
-        let cur = self.half_open_since.load(Ordering::Relaxed);
-        if (cur >> MS_BITS) as u32 == w.gen() {
-            return now.wrapping_sub(cur & MS_MASK) & MS_MASK >= self.max_half_open_ms;
+        match self.half_open_lasted(w) {
+            Ok(lasted) => lasted >= self.max_half_open_ms,
+            Err((cur, now)) => {
+                // Relaxed: as in `half_open_lasted`.
+                let _ = self.half_open_since.compare_exchange(
+                    cur,
+                    half_open_stamp(w.gen(), now),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                false
+            }
         }
-        let stamp = half_open_stamp(w.gen(), now);
-        // Relaxed: as above.
-        let _ =
-            self.half_open_since
-                .compare_exchange(cur, stamp, Ordering::Relaxed, Ordering::Relaxed);
-        false
     }
 
     #[inline(always)]

@@ -40,7 +40,7 @@ impl<C: Clock> CircuitBreaker<C> {
         }
         if to.is(State::HalfOpen) {
             let stamp = half_open_stamp(to.gen(), self.now_ms());
-            // Relaxed: see `half_open_expired`.
+            // Relaxed: see `half_open_lasted`.
             self.half_open_since.store(stamp, Ordering::Relaxed);
         }
         // Relaxed: statistics (the per-state rejected figure); they publish no memory.
