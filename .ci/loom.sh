@@ -22,43 +22,38 @@ echo "== loom models (LOOM_MAX_PREEMPTIONS=$LOOM_MAX_PREEMPTIONS, target $CARGO_
 cargo test -p loom-tests --release
 echo "== loom models passed in $(( $(date +%s) - start ))s"
 
-# The planted bug: the model must FAIL. Build first, so a build error is not mistaken for the
-# model catching the bug.
-bug_model=half_open_cap_1_admits_at_most_one_and_dropped_permits_release_their_slot
-echo "== planted-bug check: $bug_model must fail with --features planted-bug"
-cargo test -p loom-tests --release --features planted-bug --no-run
+# The planted bugs: with each, the models named MUST fail, on their own assertion, or the
+# models do not bite. Built first, so a build error is not mistaken for the model catching it.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-if cargo test -p loom-tests --release --features planted-bug \
-    --test models -- --exact "$bug_model" >"$log" 2>&1; then
-    cat "$log"
-    echo "FAIL: $bug_model passed with the planted bug: the loom models do not catch a broken CAS" >&2
-    exit 1
-fi
-if ! grep -q "panicked at loom-tests/tests/models.rs" "$log"; then
-    cat "$log"
-    echo "FAIL: $bug_model failed with the planted bug, but not on one of its assertions" >&2
-    exit 1
-fi
-echo "== planted bug caught by $bug_model:"
-grep -m1 -A1 "panicked at loom-tests/tests/models.rs" "$log" | sed 's/^/   /' | cut -c1-200
-# The second planted bug: the snapshot protocol's reads reversed (`window::snapshot`). The
-# bracket models MUST fail: a reader must never see a rate the history never reached.
-echo "== planted-bug-reads check: the bracket models must fail with --features planted-bug-reads"
-cargo test -p loom-tests --release --features planted-bug-reads --no-run
-for reads_model in time_window_reads_never_overstate_a_rate count_window_reads_never_overstate_a_rate; do
-    if cargo test -p loom-tests --release --features planted-bug-reads \
-        --test windows -- --exact "$reads_model" >"$log" 2>&1; then
-        cat "$log"
-        echo "FAIL: $reads_model passed with reversed snapshot reads: the model does not catch them" >&2
-        exit 1
-    fi
-    if ! grep -q "a state the history never passed through" "$log"; then
-        cat "$log"
-        echo "FAIL: $reads_model failed with reversed reads, but not on its bracket assertion" >&2
-        exit 1
-    fi
-    echo "== reversed reads caught by $reads_model:"
-    grep -m1 "a state the history never passed through" "$log" | sed 's/^/   /' | cut -c1-200
-done
+# must_catch <feature> <test file> <what it plants> <marker of the model's assertion> <model>...
+must_catch() {
+    local feature=$1 file=$2 what=$3 marker=$4 model
+    shift 4
+    echo "== $feature check: $* must fail with --features $feature"
+    cargo test -p loom-tests --release --features "$feature" --no-run
+    for model in "$@"; do
+        if cargo test -p loom-tests --release --features "$feature" \
+            --test "$file" -- --exact "$model" >"$log" 2>&1; then
+            cat "$log"
+            echo "FAIL: $model passed with $what: the loom models do not catch it" >&2
+            exit 1
+        fi
+        if ! grep -q "$marker" "$log"; then
+            cat "$log"
+            echo "FAIL: $model failed with $what, but not on one of its assertions" >&2
+            exit 1
+        fi
+        echo "== $what caught by $model:"
+        grep -m1 -A1 "$marker" "$log" | sed 's/^/   /' | cut -c1-200
+    done
+}
+# The state word's CAS made a load-then-store.
+must_catch planted-bug models "a broken CAS" "panicked at loom-tests/tests/models.rs" \
+    half_open_cap_1_admits_at_most_one_and_dropped_permits_release_their_slot
+# The snapshot protocol's reads reversed (`window::snapshot`): a reader must never see a rate
+# the history never reached.
+must_catch planted-bug-reads windows "reversed snapshot reads" \
+    "a state the history never passed through" \
+    time_window_reads_never_overstate_a_rate count_window_reads_never_overstate_a_rate
 echo "== loom.sh done in $(( $(date +%s) - start ))s"
