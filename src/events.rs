@@ -27,13 +27,20 @@ pub enum Outcome {
     /// The call's result says nothing about the dependency's health (a 404, a validation
     /// error); it is not recorded, and a half-open permit is given back.
     Ignore,
+    /// The call failed, and its result says the dependency will not recover soon (resilience4j's
+    /// `transitionOnResult` to OPEN): the failure is recorded, and a breaker still CLOSED or
+    /// HALF-OPEN in the call's generation opens at once
+    /// ([`TripReason::Classified`](crate::TripReason::Classified)). Events report it as a
+    /// failure; a late one (the breaker moved on) changes nothing.
+    Trip,
 }
 
 /// Why the breaker changed state.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum TransitionReason {
-    /// A trip rule fired while CLOSED.
+    /// A trip rule fired while CLOSED, or a call's result was classified as
+    /// [`Outcome::Trip`] (CLOSED or HALF-OPEN: [`TripReason::Classified`]).
     Tripped(TripReason),
     /// The open wait elapsed and a caller asked for a permit.
     OpenWaitElapsed,

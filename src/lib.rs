@@ -72,6 +72,7 @@
 
 mod backoff;
 mod breaker;
+mod classify;
 mod clock;
 mod config;
 mod error;
@@ -141,6 +142,7 @@ pub mod tower;
 pub use backoff::OpenWait;
 pub use breaker::Builder;
 pub use breaker::{CircuitBreaker, DefaultClock};
+pub use classify::{Classification, Rule, MAX_SOURCE_DEPTH};
 #[cfg(not(breakerbox_loom))]
 pub use clock::QuantaClock;
 pub use clock::{Clock, ManualClock, COARSE_GRANULARITY};

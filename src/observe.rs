@@ -108,7 +108,8 @@ fn record_event(gauge: &StateGauge, e: &Event<'_>) {
         EventKind::Recorded { outcome, slow } => {
             let outcome = match outcome {
                 Outcome::Success => "success",
-                Outcome::Failure => "failure",
+                // A trip is recorded as a failure (and reported as one).
+                Outcome::Failure | Outcome::Trip => "failure",
                 // Ignored outcomes are not reported as `Recorded`.
                 Outcome::Ignore => return,
             };

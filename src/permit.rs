@@ -119,6 +119,15 @@ macro_rules! permit_methods {
             self.record(Outcome::Ignore)
         }
 
+        /// Reports the outcome the breaker's configured
+        /// [`Classification`](crate::Classification) gives `result` (by default `Err` is a
+        /// failure, `Ok` a success), as [`call`](crate::CircuitBreaker::call) does.
+        #[inline]
+        pub fn record_result<T: 'static, E: 'static>(self, result: &Result<T, E>) {
+            let outcome = self.breaker.classify(result);
+            self.record(outcome)
+        }
+
         /// Whether this is a half-open trial permit.
         pub fn is_trial(&self) -> bool {
             self.ticket.kind() == Kind::Trial

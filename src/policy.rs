@@ -36,6 +36,10 @@ pub enum TripReason {
         /// Consecutive failures counted.
         count: u64,
     },
+    /// A call's result was classified as [`Outcome::Trip`](crate::Outcome::Trip) (a rule in
+    /// [`Classification::trip`](crate::Classification::trip), or a classifier of your own).
+    /// Opens a CLOSED or a HALF-OPEN breaker.
+    Classified,
 }
 
 impl TripReason {
@@ -45,7 +49,7 @@ impl TripReason {
             TripReason::FailureRate { rate, .. } | TripReason::SlowCallRate { rate, .. } => {
                 Some(rate)
             }
-            TripReason::ConsecutiveFailures { .. } => None,
+            TripReason::ConsecutiveFailures { .. } | TripReason::Classified => None,
         }
     }
 }
@@ -80,6 +84,7 @@ impl std::fmt::Display for TripReason {
             ),
             TripReason::ConsecutiveFailures { count: 1 } => f.write_str("1 failure"),
             TripReason::ConsecutiveFailures { count } => write!(f, "{count} consecutive failures"),
+            TripReason::Classified => f.write_str("a result classified as a trip"),
         }
     }
 }

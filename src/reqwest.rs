@@ -53,29 +53,61 @@ pub fn default_classify(r: &reqwest_middleware::Result<::reqwest::Response>) -> 
     }
 }
 
+/// The configured classification of a response or transport error ([`default_classify`]
+/// without rules).
+fn classify_configured(
+    configured: &crate::Classification,
+    r: &reqwest_middleware::Result<::reqwest::Response>,
+) -> Outcome {
+    if configured.is_default() {
+        return default_classify(r);
+    }
+    match r {
+        Ok(res) => configured.classify_http(Some(res.status().as_u16()), None),
+        Err(e) => configured.classify_http(e.status().map(|s| s.as_u16()), Some(e)),
+    }
+}
+
 /// The middleware: one breaker per `host:port`, from a shared [`Registry`].
 #[derive(Clone)]
 pub struct BreakerMiddleware<C: Clock + Clone = DefaultClock> {
     registry: Arc<Registry<C>>,
-    classify: Classifier,
+    /// `None`: each breaker's configured classification (`Config::classification`).
+    classify: Option<Classifier>,
 }
 
 impl<C: Clock + Clone> BreakerMiddleware<C> {
-    /// Breakers from `registry`, classified by [`default_classify`].
+    /// Breakers from `registry`. Responses are classified by each breaker's configured
+    /// [`Classification`](crate::Classification) (a response matched by its status, a transport
+    /// error by its `source()` chain); without rules, by [`default_classify`].
+    ///
+    /// ```
+    /// use breakerbox::reqwest::BreakerMiddleware;
+    /// use breakerbox::{Config, Registry, Rule};
+    /// use std::sync::Arc;
+    ///
+    /// let mut config = Config::default();
+    /// // A 429 means "slow down", not "down": ignore it; a 503 opens at once.
+    /// config.classification.ignore.push(Rule::status(429));
+    /// config.classification.trip.push(Rule::status(503));
+    /// let registry = Arc::new(Registry::new(config).unwrap());
+    /// let middleware = BreakerMiddleware::new(registry);
+    /// # let _ = middleware;
+    /// ```
     pub fn new(registry: Arc<Registry<C>>) -> Self {
         BreakerMiddleware {
             registry,
-            classify: Arc::new(default_classify),
+            classify: None,
         }
     }
 
-    /// Classifies responses with `f` instead (e.g. a `429` as a failure, a `503` with a
-    /// `Retry-After` as ignored).
+    /// Classifies responses with `f` instead of the breakers' configured classification
+    /// (e.g. a `429` as a failure, a `503` with a `Retry-After` as ignored).
     pub fn classify(
         mut self,
         f: impl Fn(&reqwest_middleware::Result<::reqwest::Response>) -> Outcome + Send + Sync + 'static,
     ) -> Self {
-        self.classify = Arc::new(f);
+        self.classify = Some(Arc::new(f));
         self
     }
 
@@ -116,7 +148,11 @@ impl<C: Clock + Clone + 'static> Middleware for BreakerMiddleware<C> {
             }
         };
         let result = next.run(req, extensions).await;
-        permit.record((self.classify)(&result));
+        let outcome = match &self.classify {
+            Some(f) => f(&result),
+            None => classify_configured(&breaker.config().classification, &result),
+        };
+        permit.record(outcome);
         result
     }
 }

@@ -154,3 +154,91 @@ fn configurations_round_trip_through_toml_and_json() {
             .unwrap();
     assert_eq!(c.failure_rate_threshold, None);
 }
+
+#[test]
+fn classification_rules_are_written_in_the_file() {
+    use breakerbox::{Classification, Outcome, Rule};
+    let c = parse(
+        r#"
+        [classification]
+        ignore = [{ status = "400-499" }, { io_error = "not_found" }]
+        trip = [{ status = 503 }]
+        record = ["any_error", { status = "5xx" }]
+        "#,
+    )
+    .unwrap();
+    assert_eq!(
+        c.classification,
+        Classification {
+            ignore: vec![
+                Rule::status_range(400, 499),
+                Rule::io(std::io::ErrorKind::NotFound)
+            ],
+            trip: vec![Rule::status(503)],
+            record: vec![Rule::any_error(), Rule::status_range(500, 599)],
+        }
+    );
+    let k = &c.classification;
+    assert_eq!(k.classify_http(Some(404), None), Outcome::Ignore);
+    assert_eq!(k.classify_http(Some(503), None), Outcome::Trip);
+    assert_eq!(k.classify_http(Some(500), None), Outcome::Failure);
+    assert_eq!(k.classify_http(Some(200), None), Outcome::Success);
+    let nf = std::io::Error::from(std::io::ErrorKind::NotFound);
+    assert_eq!(k.classify_http(None, Some(&nf)), Outcome::Ignore);
+    CircuitBreaker::builder().config(c.clone()).build().unwrap();
+
+    // Round trips through TOML, JSON and YAML.
+    let text = toml::to_string(&c).unwrap();
+    assert_eq!(parse(&text).unwrap(), c, "{text}");
+    let json = serde_json::to_string(&c).unwrap();
+    assert_eq!(serde_json::from_str::<Config>(&json).unwrap(), c, "{json}");
+    let yaml = serde_norway::to_string(&c).unwrap();
+    assert_eq!(
+        serde_norway::from_str::<Config>(&yaml).unwrap(),
+        c,
+        "{yaml}"
+    );
+    // The default writes no classification at all.
+    assert!(!toml::to_string(&Config::default())
+        .unwrap()
+        .contains("classification"));
+}
+
+#[test]
+fn bad_classification_rules_are_parse_errors_that_say_why() {
+    for (text, says) in [
+        (r#"ignore = [{ status = 1000 }]"#, "outside 100 ..= 999"),
+        (r#"ignore = [{ status = 99 }]"#, "outside 100 ..= 999"),
+        (r#"ignore = [{ status = "599-500" }]"#, "is empty"),
+        (r#"ignore = [{ status = "0xx" }]"#, "not a status class"),
+        (r#"ignore = [{ status = "abc" }]"#, "not an HTTP status"),
+        (r#"ignore = [{ status = "-1" }]"#, "not an HTTP status"),
+        (
+            r#"ignore = [{ io_error = "on_fire" }]"#,
+            "unknown io error kind",
+        ),
+        (r#"ignore = [{ nope = 1 }]"#, "unknown variant"),
+        (r#"ignroe = []"#, "unknown field"),
+    ] {
+        let e = parse(&format!("[classification]\n{text}\n")).unwrap_err();
+        assert!(e.to_string().contains(says), "{text}: {e}");
+        // Bounded: a hostile value is not echoed at length.
+        assert!(e.to_string().len() < 1_000, "{e}");
+    }
+    // A hostile value is not echoed at length (JSON errors quote no source line).
+    let long = format!(
+        r#"{{"classification": {{"ignore": [{{"status": "{}"}}]}}}}"#,
+        "9".repeat(10_000)
+    );
+    let e = serde_json::from_str::<Config>(&long).unwrap_err();
+    assert!(e.to_string().len() < 200, "{e}");
+}
+
+#[test]
+fn a_predicate_rule_cannot_be_written_to_a_file() {
+    use breakerbox::Rule;
+    let mut c = Config::default();
+    c.classification.ignore.push(Rule::error(|_: &String| true));
+    let e = toml::to_string(&c).unwrap_err();
+    assert!(e.to_string().contains("predicate"), "{e}");
+}

@@ -167,3 +167,74 @@ async fn a_custom_classifier_decides_what_counts() {
     );
     let _ = stop.send(());
 }
+
+#[tokio::test]
+async fn the_configured_classification_decides_without_a_classifier() {
+    use breakerbox::{Rule, TransitionReason, TripReason};
+    let (a, _hits, stop) = upstream().await;
+    let mut config = Config {
+        failure_rate_threshold: None,
+        consecutive_failures: Some(3),
+        open_wait: Duration::from_secs(30).into(),
+        ..Config::default()
+    };
+    // A 404 opens at once; a 500 is ignored; a refused connection (found through the
+    // transport error's source chain) is ignored too.
+    config.classification.trip.push(Rule::status(404));
+    config.classification.ignore.push(Rule::status(500));
+    config
+        .classification
+        .ignore
+        .push(Rule::io(std::io::ErrorKind::ConnectionRefused));
+    let registry = Arc::new(Registry::with_clock(config, ManualClock::new()).expect("valid"));
+    let http = client(&registry);
+    let breaker = registry.get(&format!("127.0.0.1:{}", a.port()));
+    let reasons = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let r = reasons.clone();
+    breaker.on_transition(move |e| {
+        if let breakerbox::EventKind::Transition(t) = e.kind {
+            r.lock().unwrap().push(t.reason);
+        }
+    });
+    for _ in 0..5 {
+        let res = http.get(format!("http://{a}/fail")).send().await.unwrap();
+        assert_eq!(res.status(), 500);
+    }
+    assert_eq!(
+        (breaker.state(), breaker.metrics().ignored),
+        (State::Closed, 5)
+    );
+    let res = http
+        .get(format!("http://{a}/missing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(breaker.state(), State::Open);
+    assert_eq!(
+        *reasons.lock().unwrap(),
+        vec![TransitionReason::Tripped(TripReason::Classified)]
+    );
+
+    let gone = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    for _ in 0..5 {
+        let _ = http
+            .get(format!("http://{gone}/"))
+            .send()
+            .await
+            .unwrap_err();
+    }
+    let refused = registry.get(&format!("127.0.0.1:{}", gone.port()));
+    assert_eq!(
+        (
+            refused.state(),
+            refused.metrics().ignored,
+            refused.metrics().failures
+        ),
+        (State::Closed, 5, 0)
+    );
+    let _ = stop.send(());
+}

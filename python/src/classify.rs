@@ -101,6 +101,7 @@ pub(crate) fn outcome_str(o: Outcome) -> &'static str {
         Outcome::Success => "success",
         Outcome::Failure => "failure",
         Outcome::Ignore => "ignore",
+        Outcome::Trip => "trip",
     }
 }
 

@@ -197,6 +197,28 @@ impl<C: Clock> Builder<C> {
         self
     }
 
+    /// Results `rule` matches are ignored (nothing is recorded); checked before every other
+    /// rule. See [`Classification`](crate::Classification).
+    pub fn ignore(mut self, rule: crate::Rule) -> Self {
+        self.config.classification.ignore.push(rule);
+        self
+    }
+
+    /// Results `rule` matches are failures; once a `record` rule is set, results no such rule
+    /// matches are successes. See [`Classification`](crate::Classification).
+    pub fn record(mut self, rule: crate::Rule) -> Self {
+        self.config.classification.record.push(rule);
+        self
+    }
+
+    /// Results `rule` matches are failures that open the breaker at once
+    /// ([`Outcome::Trip`](crate::Outcome::Trip)). See
+    /// [`Classification`](crate::Classification).
+    pub fn trip_on(mut self, rule: crate::Rule) -> Self {
+        self.config.classification.trip.push(rule);
+        self
+    }
+
     /// The configuration so far.
     pub fn current_config(&self) -> &Config {
         &self.config

@@ -4,10 +4,27 @@
 use super::*;
 
 impl<C: Clock> CircuitBreaker<C> {
-    /// Runs `f` if admitted; `Err` is a failure, `Ok` a success.
+    /// Runs `f` if admitted; its result is classified by the configured
+    /// [`Classification`](crate::Classification) (by default `Err` is a failure, `Ok` a
+    /// success). For results that borrow (not `'static`), use [`call_with`](Self::call_with).
     #[inline(always)]
-    pub fn call<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, CallError<E>> {
-        self.call_with(default_classify, f)
+    pub fn call<T: 'static, E: 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, CallError<E>> {
+        self.call_with(|r| self.classify(r), f)
+    }
+
+    /// The outcome the configured [`Classification`](crate::Classification) gives `result`:
+    /// what [`call`](Self::call), [`call_async`](Self::call_async) and
+    /// [`Permit::record_result`](crate::Permit::record_result) record.
+    #[inline(always)]
+    pub fn classify<T: 'static, E: 'static>(&self, result: &Result<T, E>) -> Outcome {
+        if self.classified {
+            self.config.classification.classify(result)
+        } else {
+            default_classify(result)
+        }
     }
 
     /// Runs `f` if admitted and classifies its result with `classify`: which errors count,
@@ -47,7 +64,7 @@ impl<C: Clock> CircuitBreaker<C> {
     /// let price = breaker.call_or_else(|| Ok::<u32, ()>(42), |_err| 40 /* cached */);
     /// assert_eq!(price, 40);
     /// ```
-    pub fn call_or_else<T, E>(
+    pub fn call_or_else<T: 'static, E: 'static>(
         &self,
         f: impl FnOnce() -> Result<T, E>,
         fallback: impl FnOnce(CallError<E>) -> T,
@@ -55,15 +72,15 @@ impl<C: Clock> CircuitBreaker<C> {
         self.call(f).unwrap_or_else(fallback)
     }
 
-    /// Awaits `fut` if admitted. The permit lives inside the returned future: dropping the
+    /// Awaits `fut` if admitted; its result is classified as in [`call`](Self::call). The permit lives inside the returned future: dropping the
     /// future mid-flight gives a half-open slot back. With the `tokio` feature and a
     /// configured [`call_timeout`](Config::call_timeout), a call that runs past it is
     /// dropped and counts as a failure.
-    pub async fn call_async<T, E, F>(&self, fut: F) -> Result<T, CallError<E>>
+    pub async fn call_async<T: 'static, E: 'static, F>(&self, fut: F) -> Result<T, CallError<E>>
     where
         F: Future<Output = Result<T, E>>,
     {
-        self.call_async_with(default_classify, fut).await
+        self.call_async_with(|r| self.classify(r), fut).await
     }
 
     /// [`call_async`](Self::call_async) with a classifier, as in [`call_with`](Self::call_with).
@@ -94,7 +111,7 @@ impl<C: Clock> CircuitBreaker<C> {
     }
 
     /// [`call_async`](Self::call_async) with a fallback for any error.
-    pub async fn call_async_or_else<T, E, F>(
+    pub async fn call_async_or_else<T: 'static, E: 'static, F>(
         &self,
         fut: F,
         fallback: impl FnOnce(CallError<E>) -> T,

@@ -120,6 +120,9 @@ pub struct CircuitBreaker<C: Clock = DefaultClock> {
     probe: u64,
     permits: u32,
     successes_needed: u32,
+    /// `config.classification` has rules: `call`, `call_async` and `record_result` ask it
+    /// (otherwise `Err` is a failure, without looking at the types).
+    classified: bool,
     config: Config,
     clock: C,
     listeners: Listeners,
@@ -196,6 +199,7 @@ impl<C: Clock> CircuitBreaker<C> {
             slow_us,
             permits: config.half_open_permits,
             successes_needed: config.half_open_successes,
+            classified: !config.classification.is_default(),
             config,
             clock,
             listeners: Listeners::new(),

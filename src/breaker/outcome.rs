@@ -99,15 +99,11 @@ impl<C: Clock> CircuitBreaker<C> {
         if outcome == Outcome::Ignore {
             return self.release(t);
         }
+        if outcome == Outcome::Trip {
+            return self.complete_trip(t);
+        }
         let failed = outcome == Outcome::Failure;
-        let now = if self.record_needs_clock {
-            self.clock.recent_nanos()
-        } else {
-            0
-        };
-        let slow = self.slow_us != 0
-            && t.kind() != Kind::Pass
-            && ((now / 1_000).wrapping_sub(t.start_us()) & START_MASK) >= self.slow_us;
+        let (now, slow) = self.measure(t);
         let counted = match t.kind() {
             Kind::Window => self.record_window(t, failed, slow, now),
             Kind::Trial => self.record_trial(t, failed, slow),
@@ -118,6 +114,72 @@ impl<C: Clock> CircuitBreaker<C> {
             }
         };
         self.settle(outcome, counted, slow);
+    }
+
+    /// The clock at the report (when recording needs it) and whether the call was slow.
+    #[inline]
+    fn measure(&self, t: Ticket) -> (u64, bool) {
+        let now = if self.record_needs_clock {
+            self.clock.recent_nanos()
+        } else {
+            0
+        };
+        let slow = self.slow_us != 0
+            && t.kind() != Kind::Pass
+            && ((now / 1_000).wrapping_sub(t.start_us()) & START_MASK) >= self.slow_us;
+        (now, slow)
+    }
+
+    /// [`Outcome::Trip`]: a failure, recorded as any other, and then the breaker opens if it is
+    /// still CLOSED (a window call) or HALF-OPEN (a trial) in the call's generation. A trial's
+    /// failure and the opening are one CAS; a window call's opening is a second CAS that fails
+    /// if the generation moved on meanwhile (a trip rule fired on this very failure, a reset),
+    /// so a late report never opens a newer generation.
+    #[cold]
+    fn complete_trip(&self, t: Ticket) {
+        let (now, slow) = self.measure(t);
+        let counted = match t.kind() {
+            Kind::Window => {
+                let counted = self.record_window(t, true, slow, now);
+                if counted {
+                    self.open_on_result(t.gen(), State::Closed);
+                }
+                counted
+            }
+            Kind::Trial => {
+                let counted = self.open_on_result(t.gen(), State::HalfOpen);
+                if counted {
+                    bump(&self.totals.trial_calls);
+                }
+                counted
+            }
+            Kind::Pass => {
+                bump(&self.totals.pass_calls);
+                true
+            }
+        };
+        self.settle(Outcome::Failure, counted, slow);
+    }
+
+    /// `from`(gen) -> OPEN at the next backoff step, for a result classified as a trip;
+    /// `true` if this call made the transition.
+    fn open_on_result(&self, gen: u32, from: State) -> bool {
+        let now_ms = self.now_ms();
+        let mut wait = Duration::ZERO;
+        let res = self.state.update(|w| {
+            (w.is(from) && w.gen() == gen).then(|| {
+                // The step comes from the very word the CAS replaces.
+                wait = self.wait_for(w.next_step());
+                w.open(now_ms, wait)
+            })
+        });
+        let Ok((old, new)) = res else {
+            return false;
+        };
+        bump(&self.totals.opened);
+        let reason = crate::policy::TripReason::Classified;
+        self.transitioned(old, new, TransitionReason::Tripped(reason), Some(wait));
+        true
     }
 
     #[inline]

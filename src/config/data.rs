@@ -2,6 +2,7 @@
 //! [`HalfOpenDecision`], their defaults and their serde shapes (feature `serde`).
 
 use crate::backoff::OpenWait;
+use crate::classify::Classification;
 use crate::policy::TripRules;
 use crate::state::State;
 use std::time::Duration;
@@ -111,6 +112,17 @@ pub struct Config {
     /// [`Builder::build_shared`]: crate::Builder::build_shared
     /// [`Builder::build`]: crate::Builder::build
     pub automatic_half_open: bool,
+    /// Which results are failures, which are ignored and which open the breaker at once,
+    /// for every path not given a classifier of its own (`call`, `call_async`,
+    /// [`Permit::record_result`](crate::Permit::record_result), the tower layer's and the
+    /// reqwest middleware's defaults); see [`Classification`]. Default: no rules (an `Err`,
+    /// or for HTTP a transport error or a `5xx`, is a failure). In a config file: a table
+    /// with `ignore`, `trip` and `record` lists.
+    #[cfg_attr(
+        feature = "serde",
+        serde(skip_serializing_if = "Classification::is_default")
+    )]
+    pub classification: Classification,
 }
 
 /// How a HALF-OPEN breaker decides.
@@ -152,6 +164,7 @@ impl Default for Config {
             half_open_decision: HalfOpenDecision::FirstFailure,
             initial_state: State::Closed,
             automatic_half_open: false,
+            classification: Classification::default(),
         }
     }
 }

@@ -268,6 +268,17 @@ impl Config {
                 reason: "needs the `tokio` feature (without it the timeout could not be applied)",
             });
         }
+        for (field, rule) in self.classification.rules() {
+            if let Some((from, to)) = rule.status_bounds() {
+                if !(100..=999).contains(&from) || !(100..=999).contains(&to) || from > to {
+                    return Err(out_of_range(
+                        field,
+                        rule,
+                        "HTTP statuses within 100 ..= 999, the first not above the last",
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 }

@@ -97,7 +97,11 @@ where
                 state_header,
             } => {
                 if let Poll::Ready(result) = inner.poll(cx) {
-                    let outcome = classify.classify(&result);
+                    let outcome = match permit.as_ref() {
+                        Some(p) => classify
+                            .classify_configured(&result, &p.breaker().config().classification),
+                        None => classify.classify(&result),
+                    };
                     let state = permit.take().and_then(|p| {
                         let breaker = state_header.then(|| std::sync::Arc::clone(p.breaker()));
                         p.record(outcome);

@@ -86,6 +86,62 @@ async fn default_classification() {
 }
 
 #[tokio::test]
+async fn the_breakers_configured_classification_is_the_default() {
+    use crate::{Rule, TransitionReason, TripReason};
+    let b = Arc::new(
+        CircuitBreaker::builder()
+            .consecutive_failures(100)
+            .open_wait(Duration::from_secs(10))
+            .ignore(Rule::status(503))
+            .ignore(Rule::source(|e: &std::io::Error| {
+                e.to_string().contains("refused")
+            }))
+            .record(Rule::status_range(500, 599))
+            .record(Rule::status(429))
+            .record(Rule::any_error())
+            .trip_on(Rule::status(507))
+            .clock(ManualClock::new())
+            .build()
+            .expect("valid config"),
+    );
+    let mut svc = CircuitBreakerLayer::new(b.clone()).layer(service_fn(by_path));
+    for (path, failures, ignored) in [
+        ("/200", 0, 0),
+        ("/429", 1, 0), // recorded
+        ("/503", 1, 1), // ignored before recorded
+        ("/500", 2, 1),
+        ("/err", 2, 2), // an inner error whose message says "refused": ignored
+        ("/404", 2, 2), // not in `record`: a success
+    ] {
+        let _ = svc.ready().await.expect("ready").call(req(path)).await;
+        let m = b.metrics();
+        assert_eq!((m.failures, m.ignored), (failures, ignored), "after {path}");
+    }
+    assert_eq!(b.state(), State::Closed);
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    b.on_transition(move |e| {
+        if let crate::EventKind::Transition(t) = e.kind {
+            s.lock().unwrap().push(t.reason);
+        }
+    });
+    let r = svc.ready().await.expect("ready").call(req("/507")).await;
+    assert_eq!(r.expect("a response").status(), 507);
+    assert_eq!(b.state(), State::Open);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![TransitionReason::Tripped(TripReason::Classified)]
+    );
+    // A classifier given to the layer replaces the configured one.
+    let (b2, _) = breaker(1);
+    let mut svc = CircuitBreakerLayer::new(b2.clone())
+        .classify_status(|_| Outcome::Ignore)
+        .layer(service_fn(by_path));
+    let _ = svc.ready().await.expect("ready").call(req("/500")).await;
+    assert_eq!(b2.state(), State::Closed);
+}
+
+#[tokio::test]
 async fn custom_classifiers() {
     let (b, _) = breaker(100);
     let layer = CircuitBreakerLayer::new(b.clone()).classify_status(|s| match s.as_u16() {
