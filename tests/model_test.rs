@@ -69,6 +69,7 @@ fn op() -> impl Strategy<Value = Op> {
         6 => Just(Op::Acquire),
         3 => any::<u8>().prop_map(Op::Success),
         4 => any::<u8>().prop_map(Op::Failure),
+        1 => any::<u8>().prop_map(Op::Trip),
         1 => any::<u8>().prop_map(Op::SlowSuccess),
         1 => any::<u8>().prop_map(Op::Ignore),
         1 => any::<u8>().prop_map(Op::Drop),

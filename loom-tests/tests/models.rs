@@ -636,6 +636,45 @@ fn outcome_racing_a_reset_is_counted_or_late_exactly_once() {
     });
 }
 
+/// A result classified as a trip ([`breakerbox::Outcome::Trip`]) racing a reset: it opens the
+/// generation it was admitted in or none. Sequentially either the trip comes first (it opens,
+/// the reset closes again) or the reset does (the trip is late); in both the breaker ends
+/// CLOSED, and the newest generation announced is the reset's. (Listeners of two threads may
+/// run in either order; the generation each transition carries orders them.)
+#[test]
+fn a_trip_result_racing_a_reset_never_opens_the_new_generation() {
+    model(|| {
+        let clock = ManualClock::new();
+        let b = Arc::new(
+            CircuitBreaker::builder()
+                .clock(clock.clone())
+                .no_failure_rate()
+                .consecutive_failures(10)
+                .count_window(2)
+                .build()
+                .unwrap(),
+        );
+        let log = Log::attach(&b);
+        let p = b.try_acquire_owned().unwrap();
+        let t = thread::spawn(move || p.record(breakerbox::Outcome::Trip));
+        let b2 = b.clone();
+        let r = thread::spawn(move || b2.reset());
+        t.join().unwrap();
+        r.join().unwrap();
+        assert_eq!(b.state(), State::Closed, "{:?}", log.transitions());
+        let m = b.metrics();
+        assert_eq!(m.calls + m.late, 1, "an outcome was counted twice: {m:?}");
+        let ts = log.transitions();
+        let last = ts
+            .iter()
+            .max_by_key(|t| t.generation)
+            .expect("the reset's transition");
+        assert_eq!(last.to, State::Closed, "{ts:?}");
+        assert_eq!(last.reason, TransitionReason::Reset, "{ts:?}");
+        assert!(ts.len() <= 2, "{ts:?}");
+    });
+}
+
 // ----- the sealed window ----------------------------------------------------------------------
 //
 // Formerly a known bug: a recorder that claimed its position before the trip and then turned

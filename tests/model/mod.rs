@@ -119,6 +119,8 @@ pub enum Op {
     /// Advance the clock by the slow-call duration, then report success.
     SlowSuccess(u8),
     Ignore(u8),
+    /// Report `Outcome::Trip`: a failure that opens a CLOSED or HALF-OPEN breaker at once.
+    Trip(u8),
     /// Drop the permit without reporting.
     Drop(u8),
     /// Advance the clock by this many milliseconds.
@@ -201,6 +203,7 @@ pub fn decode(bytes: &[u8]) -> (Setup, Vec<Op>) {
                 _ => Op::Advance(u16::from(b)),
             },
             14 => Op::Reset,
+            _ if b % 4 == 0 => Op::Trip(b / 4),
             _ => Op::Acquire,
         });
     }
@@ -443,7 +446,8 @@ impl Model {
             }
             return;
         }
-        let failed = o == Outcome::Failure;
+        let trip = o == Outcome::Trip;
+        let failed = o == Outcome::Failure || trip;
         let slow = self.s.slow_rate.is_some()
             && p.kind != Kind::Pass
             && self.now_ms - p.start_ms >= self.s.slow_ms;
@@ -464,13 +468,19 @@ impl Model {
                 if self.state == State::Closed && self.should_trip() {
                     self.open();
                 }
+                // A trip result opens what the rules left CLOSED (after recording it).
+                if trip && self.state == State::Closed {
+                    self.open();
+                }
             }
             Kind::Trial => {
                 if !(current && self.state == State::HalfOpen) {
                     self.late += 1;
                     return;
                 }
-                if self.s.by_rate {
+                if trip {
+                    self.open();
+                } else if self.s.by_rate {
                     self.inflight -= 1;
                     self.trial_recorded += 1;
                     self.trial_failures += u64::from(failed);
@@ -633,7 +643,12 @@ pub fn run(setup: &Setup, ops: &[Op]) -> Result<(), String> {
                     ))
                 }
             },
-            Op::Success(i) | Op::Failure(i) | Op::Ignore(i) | Op::Drop(i) | Op::SlowSuccess(i) => {
+            Op::Success(i)
+            | Op::Failure(i)
+            | Op::Ignore(i)
+            | Op::Drop(i)
+            | Op::SlowSuccess(i)
+            | Op::Trip(i) => {
                 if !held.is_empty() {
                     let (real, m) = held.remove(i as usize % held.len());
                     if let Op::SlowSuccess(_) = op {
@@ -642,6 +657,7 @@ pub fn run(setup: &Setup, ops: &[Op]) -> Result<(), String> {
                     }
                     let outcome = match op {
                         Op::Failure(_) => Outcome::Failure,
+                        Op::Trip(_) => Outcome::Trip,
                         Op::Ignore(_) | Op::Drop(_) => Outcome::Ignore,
                         _ => Outcome::Success,
                     };
