@@ -101,6 +101,10 @@ fn the_documented_example_file_is_valid() {
     assert_eq!(c.window, WindowConfig::Count { size: 100 });
     assert_eq!(c.max_half_open_wait, Some(Duration::from_secs(60)));
     assert_eq!(c.call_timeout, Some(Duration::from_secs(10)));
+    assert_eq!(
+        c.classification.ignore,
+        vec![breakerbox::Rule::status_range(400, 499)]
+    );
     c.validate().unwrap();
 }
 
