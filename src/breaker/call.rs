@@ -12,7 +12,16 @@ impl<C: Clock> CircuitBreaker<C> {
         &self,
         f: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, CallError<E>> {
-        self.call_with(|r| self.classify(r), f)
+        let permit = self.try_acquire()?;
+        let result = f();
+        // Two reports, not one with the verdict chosen before it: without rules the outcome of
+        // an `Ok` is a constant, and `complete` folds down to its success path.
+        if self.classified {
+            permit.record(self.classify_configured(&result));
+        } else {
+            permit.record(default_classify(&result));
+        }
+        result.map_err(CallError::Failed)
     }
 
     /// The outcome the configured [`Classification`](crate::Classification) gives `result`:
@@ -21,10 +30,18 @@ impl<C: Clock> CircuitBreaker<C> {
     #[inline(always)]
     pub fn classify<T: 'static, E: 'static>(&self, result: &Result<T, E>) -> Outcome {
         if self.classified {
-            self.config.classification.classify(result)
+            self.classify_configured(result)
         } else {
             default_classify(result)
         }
+    }
+
+    /// The rules' verdict, out of line: the call path of a breaker without rules carries
+    /// only the flag test.
+    #[cold]
+    #[inline(never)]
+    fn classify_configured<T: 'static, E: 'static>(&self, result: &Result<T, E>) -> Outcome {
+        self.config.classification.classify(result)
     }
 
     /// Runs `f` if admitted and classifies its result with `classify`: which errors count,
