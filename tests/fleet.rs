@@ -328,11 +328,11 @@ async fn malformed_values_give_events_not_panics() {
     let client = redis::Client::open(server.url()).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
     for (key, value) in [
-        ("bad:upstream:state", "garbage"),
-        ("bad:upstream:state", "open|notanumber|x"),
-        ("bad:upstream:state", "open|12|"),
-        ("bad:upstream:trials", "not a sorted set"),
-        ("bad:upstream:seq", "NaN?"),
+        ("bad:{upstream}:state", "garbage"),
+        ("bad:{upstream}:state", "open|notanumber|x"),
+        ("bad:{upstream}:state", "open|12|"),
+        ("bad:{upstream}:trials", "not a sorted set"),
+        ("bad:{upstream}:seq", "NaN?"),
     ] {
         let _: () = redis::cmd("SET")
             .arg(key)
@@ -362,7 +362,7 @@ async fn malformed_values_give_events_not_panics() {
     })
     .await;
     assert!(fleet[0]
-        .saw(|e| matches!(e, FleetEvent::Malformed { key, .. } if key == "bad:upstream:trials")));
+        .saw(|e| matches!(e, FleetEvent::Malformed { key, .. } if key == "bad:{upstream}:trials")));
 }
 
 #[test]
@@ -391,6 +391,16 @@ fn bad_settings_are_typed_errors() {
             "timeout",
         ),
         (FleetConfig::new("not a url"), "url"),
+        (
+            FleetConfig::new("redis://127.0.0.1:1").prefix("a{b"),
+            "prefix",
+        ),
+        (FleetConfig::new("redis://127.0.0.1:1").prefix("}"), "prefix"),
+        (FleetConfig::cluster(Vec::<String>::new()), "nodes"),
+        (
+            FleetConfig::cluster(["redis://127.0.0.1:1", "not a url"]),
+            "nodes",
+        ),
     ];
     for (config, field) in cases {
         match config.attach(&b) {
@@ -578,7 +588,7 @@ async fn an_epoch_far_in_the_future_is_malformed_not_the_newest() {
     connected(&fleet).await;
     let mut c = raw(&server).await;
     let poison = "open|18446744073709551615|evil";
-    set(&mut c, "epoch:upstream:state", poison).await;
+    set(&mut c, "epoch:{upstream}:state", poison).await;
     // Give every task a few rounds to read it (the checks below do not depend on timing).
     tokio::time::sleep(INTERVAL * 10).await;
     trip(&fleet[0].breaker);
@@ -602,14 +612,14 @@ async fn a_garbage_sequence_is_overwritten_by_the_next_publish() {
         for i in &fleet {
             i.events.lock().unwrap().clear();
         }
-        set(&mut c, "seq:upstream:seq", garbage).await;
+        set(&mut c, "seq:{upstream}:seq", garbage).await;
         trip(&fleet[0].breaker);
         until("b and c follow a", || {
             fleet[1..].iter().all(|i| i.breaker.state() == State::Open)
         })
         .await;
         let seq: String = redis::cmd("GET")
-            .arg("seq:upstream:seq")
+            .arg("seq:{upstream}:seq")
             .query_async(&mut c)
             .await
             .unwrap();
@@ -661,7 +671,7 @@ async fn impossible_counts_entries_are_dropped_not_summed() {
     ];
     // All at once (one command), so the first round that sees one sees them all.
     let mut hset = redis::cmd("HSET");
-    hset.arg("counts:upstream:counts");
+    hset.arg("counts:{upstream}:counts");
     for (n, v) in bad.iter().enumerate() {
         hset.arg(format!("evil{n}")).arg(v);
     }
@@ -675,11 +685,11 @@ async fn impossible_counts_entries_are_dropped_not_summed() {
     until("the entries are reported", || {
         fleet
             .iter()
-            .any(|i| i.saw(|e| matches!(e, FleetEvent::Malformed { key, .. } if key == "counts:upstream:counts")))
+            .any(|i| i.saw(|e| matches!(e, FleetEvent::Malformed { key, .. } if key == "counts:{upstream}:counts")))
     })
     .await;
     let left: Vec<String> = redis::cmd("HKEYS")
-        .arg("counts:upstream:counts")
+        .arg("counts:{upstream}:counts")
         .query_async(&mut c)
         .await
         .unwrap();

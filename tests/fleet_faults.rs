@@ -214,18 +214,18 @@ async fn scenario(mut server: RedisServer, fault: Fault) {
         Fault::Garbage => {
             let mut p = redis::pipe();
             for name in ["x", "y"] {
-                p.cmd("SET").arg(format!("f:{name}:seq")).arg("1e300");
-                p.cmd("SET").arg(format!("f:{name}:trials")).arg("garbage");
+                p.cmd("SET").arg(format!("f:{{{name}}}:seq")).arg("1e300");
+                p.cmd("SET").arg(format!("f:{{{name}}}:trials")).arg("garbage");
                 p.cmd("HSET")
-                    .arg(format!("f:{name}:counts"))
+                    .arg(format!("f:{{{name}}}:counts"))
                     .arg("evil")
                     .arg("10|1000|0|99999999999999");
             }
             p.cmd("SET")
-                .arg("f:x:state")
+                .arg("f:{x}:state")
                 .arg("open|18446744073709551615|evil");
-            p.cmd("DEL").arg("f:y:state");
-            p.cmd("RPUSH").arg("f:y:state").arg("a list");
+            p.cmd("DEL").arg("f:{y}:state");
+            p.cmd("RPUSH").arg("f:{y}:state").arg("a list");
             let _: () = p.query_async(&mut c).await.unwrap();
             trip(&nodes[0].y);
             tokio::time::sleep(FAULT).await;

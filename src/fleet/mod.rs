@@ -53,6 +53,7 @@
 
 // One job per file:
 // - `config.rs` — `FleetConfig`: the settings, their setters and their validation;
+// - `conn.rs` — the connection, to one server or a cluster, behind one `ConnectionLike`;
 // - `attach.rs` — `FleetConfig::attach` and the `FleetSync` handle that stops the task;
 // - `hook.rs` — which local transitions are published, and the flag that keeps applied ones
 //   from being published back;
@@ -67,6 +68,7 @@ use crate::CircuitBreaker;
 
 mod attach;
 mod config;
+mod conn;
 mod events;
 mod hook;
 mod record;
