@@ -9,11 +9,12 @@
 
 #[path = "support/redis_server.rs"]
 mod redis_server;
+#[path = "support/trial_cap.rs"]
+mod trial_cap;
 
 use breakerbox::fleet::{FleetConfig, FleetError, FleetEvent, FleetSync};
 use breakerbox::{CircuitBreaker, ManualClock, State};
 use redis_server::RedisServer;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,15 +24,7 @@ const INTERVAL: Duration = Duration::from_millis(20);
 const WAIT: Duration = Duration::from_secs(10);
 
 fn redis() -> Option<RedisServer> {
-    if redis_server::available() {
-        return Some(RedisServer::start());
-    }
-    assert!(
-        std::env::var_os("BREAKERBOX_REQUIRE_REDIS").is_none(),
-        "BREAKERBOX_REQUIRE_REDIS is set but there is no redis-server"
-    );
-    eprintln!("redis-server not found: skipping (install redis-server to run this test)");
-    None
+    redis_server::usable().then(RedisServer::start)
 }
 
 struct Instance {
@@ -212,50 +205,8 @@ async fn fleet_trials_cap(p: u32) {
     let clock = ManualClock::new();
     let fleet = fleet(&server, &format!("cap{p}"), &clock, Some(p));
     connected(&fleet).await;
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let max = Arc::new(AtomicUsize::new(0));
-    let trials = Arc::new(AtomicUsize::new(0));
-    for _round in 0..4 {
-        for i in &fleet {
-            if i.breaker.state() != State::Open {
-                trip(&i.breaker);
-            }
-        }
-        clock.advance(WAIT);
-        let stop = Instant::now() + Duration::from_millis(300);
-        let callers: Vec<_> = fleet
-            .iter()
-            .map(|i| {
-                let (b, in_flight, max, trials) = (
-                    i.breaker.clone(),
-                    in_flight.clone(),
-                    max.clone(),
-                    trials.clone(),
-                );
-                tokio::spawn(async move {
-                    while Instant::now() < stop {
-                        match b.try_acquire() {
-                            Ok(p) if p.is_trial() => {
-                                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-                                max.fetch_max(now, Ordering::SeqCst);
-                                trials.fetch_add(1, Ordering::SeqCst);
-                                tokio::time::sleep(Duration::from_millis(30)).await;
-                                // Counted out while the permit is still held.
-                                in_flight.fetch_sub(1, Ordering::SeqCst);
-                                p.failure();
-                            }
-                            Ok(p) => p.success(),
-                            Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
-                        }
-                    }
-                })
-            })
-            .collect();
-        for c in callers {
-            c.await.unwrap();
-        }
-    }
-    let (max, trials) = (max.load(Ordering::SeqCst), trials.load(Ordering::SeqCst));
+    let breakers: Vec<_> = fleet.iter().map(|i| i.breaker.clone()).collect();
+    let (trials, max) = trial_cap::hammer_half_open(&breakers, &clock, WAIT).await;
     eprintln!("fleet_trials = {p}: {trials} trial calls, at most {max} in flight at once");
     assert!(trials >= 1, "no instance ever got a trial");
     assert!(
@@ -395,7 +346,10 @@ fn bad_settings_are_typed_errors() {
             FleetConfig::new("redis://127.0.0.1:1").prefix("a{b"),
             "prefix",
         ),
-        (FleetConfig::new("redis://127.0.0.1:1").prefix("}"), "prefix"),
+        (
+            FleetConfig::new("redis://127.0.0.1:1").prefix("}"),
+            "prefix",
+        ),
         (FleetConfig::cluster(Vec::<String>::new()), "nodes"),
         (
             FleetConfig::cluster(["redis://127.0.0.1:1", "not a url"]),

@@ -29,8 +29,7 @@ impl std::fmt::Debug for FleetConfig {
             Servers::Single(url) => d.field("url", url),
             Servers::Cluster(nodes) => d.field("nodes", nodes),
         };
-        d
-            .field("prefix", &self.prefix)
+        d.field("prefix", &self.prefix)
             .field("instance", &self.instance)
             .field("sync_interval", &self.sync_interval)
             .field("fleet_trials", &self.fleet_trials)
