@@ -38,6 +38,9 @@ from ._breakerbox import (
     HALF_OPEN,
     METRICS_ONLY,
     OPEN,
+    Fleet,
+    FleetSync,
+    ManualClock,
     Permit,
 )
 from ._errors import CircuitBreakerError, ConfigError
@@ -46,6 +49,9 @@ __all__ = [
     "CircuitBreaker",
     "CircuitBreakerError",
     "ConfigError",
+    "Fleet",
+    "FleetSync",
+    "ManualClock",
     "Permit",
     "Registry",
     "CLOSED",

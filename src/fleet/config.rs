@@ -153,6 +153,12 @@ impl FleetConfig {
         self
     }
 
+    /// Checks every setting, as [`attach`](Self::attach) does first (without connecting):
+    /// `FleetError::Invalid` naming the first setting out of range.
+    pub fn check(&self) -> Result<(), FleetError> {
+        self.validate().map(drop)
+    }
+
     /// Checks every setting; the client for the servers.
     pub(super) fn validate(&self) -> Result<Client, FleetError> {
         let invalid = |field, reason: &str| {
