@@ -4,7 +4,7 @@
 use super::conn::Connection;
 use redis::RedisResult;
 
-/// The keys of one breaker's fleet state, `{prefix}:{<tag>}:state` and so on, where `<tag>` is
+/// The keys of one breaker's fleet state, `<prefix>:{<tag>}:state` and so on, where `<tag>` is
 /// the breaker's name as a hash tag (see [`hash_tag`]): on a Redis Cluster every key of one
 /// breaker is in one hash slot, so its scripts run there.
 pub(super) struct Keys {
