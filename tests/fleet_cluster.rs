@@ -56,13 +56,19 @@ impl Instance {
         let breaker = breaker(b).build_shared().unwrap();
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = events.clone();
+        let who = format!("{name}/{id}");
         let config = FleetConfig::cluster(seeds)
             .instance(id)
             .sync_interval(interval)
             // Generous: a loaded 2-core machine and a cluster connection's first discovery.
             .timeout(Duration::from_secs(2))
             .lease_ttl(Duration::from_secs(5))
-            .on_event(move |e| sink.lock().unwrap().push(e.clone()));
+            .on_event(move |e| {
+                if std::env::var_os("FLEET_DEBUG").is_some() {
+                    eprintln!("{who}: {e:?}");
+                }
+                sink.lock().unwrap().push(e.clone())
+            });
         let sync = sync(config).attach(&breaker).unwrap();
         Instance {
             breaker,
@@ -288,4 +294,98 @@ async fn the_fleet_window_sums_on_a_cluster() {
         .filter(|k| !k.is_empty())
         .count();
     assert_eq!(holders, 1);
+}
+
+/// Two instances `a` and `b` of breaker `upstream` (one failure opens, no fleet trial cap)
+/// synced through `seeds` every 20 ms under `prefix`.
+fn pair(seeds: &[String], prefix: &'static str, clock: &ManualClock) -> [Instance; 2] {
+    ["a", "b"].map(|id| {
+        Instance::start(
+            seeds.to_vec(),
+            "upstream",
+            id,
+            clock,
+            Duration::from_millis(20),
+            |b| b.consecutive_failures(1),
+            |f| f.prefix(prefix).fleet_trials(None),
+        )
+    })
+}
+
+/// a (CLOSED) trips, and b (CLOSED) follows.
+async fn a_trips_and_b_follows(fleet: &[Instance; 2], what: &str) {
+    let [a, b] = fleet;
+    assert_eq!(b.breaker.state(), State::Closed);
+    trip(&a.breaker);
+    let took = until(what, || b.breaker.state() == State::Open).await;
+    eprintln!("{what}: {took:?}");
+}
+
+/// a's wait ends, its trial closes it, and b (OPEN) follows.
+async fn a_closes_and_b_follows(fleet: &[Instance; 2], clock: &ManualClock, what: &str) {
+    let [a, b] = fleet;
+    clock.advance(WAIT);
+    let trial = a.breaker.try_acquire().expect("a's trial");
+    assert!(trial.is_trial());
+    trial.success();
+    assert_eq!(a.breaker.state(), State::Closed);
+    let took = until(what, || b.breaker.state() == State::Closed).await;
+    eprintln!("{what}: {took:?}");
+}
+
+/// The scripts run with EVALSHA: after `SCRIPT FLUSH` on every node, a node answers NOSCRIPT,
+/// the script is loaded on the primaries and run again, and trips still propagate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_are_loaded_again_after_a_script_flush() {
+    let Some(cluster) = cluster() else { return };
+    let clock = ManualClock::new();
+    let fleet = pair(&cluster.urls(), "flush", &clock);
+    connected(&fleet.iter().collect::<Vec<_>>()).await;
+    a_trips_and_b_follows(&fleet, "first trip").await;
+    for &p in &cluster.ports {
+        assert_eq!(cli(p, &["SCRIPT", "FLUSH"]).as_deref(), Some("OK"));
+    }
+    // Published through a script every node forgot, and then again.
+    a_closes_and_b_follows(&fleet, &clock, "close after SCRIPT FLUSH").await;
+    a_trips_and_b_follows(&fleet, "trip after SCRIPT FLUSH").await;
+}
+
+/// Three primaries with a replica each: the primary that holds the breaker's slot is killed;
+/// once a replica has taken over, a trip on one instance reaches the other again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trip_reaches_the_other_instance_after_a_primary_fails_over() {
+    let Some(mut cluster) = redis_server::usable().then(|| RedisCluster::start_with(1)) else {
+        return;
+    };
+    let started = Instant::now();
+    let clock = ManualClock::new();
+    let fleet = pair(&cluster.urls(), "failover", &clock);
+    connected(&fleet.iter().collect::<Vec<_>>()).await;
+    a_trips_and_b_follows(&fleet, "trip before the failover").await;
+    a_closes_and_b_follows(&fleet, &clock, "close before the failover").await;
+
+    let any = cluster.ports[0];
+    let slot: u16 = cli(any, &["CLUSTER", "KEYSLOT", "failover:{upstream}:state"])
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    let old = cluster.primary_of(any, slot).expect("the slot's primary");
+    cluster.kill(old);
+    let live = *cluster.ports.iter().find(|&&p| p != old).unwrap();
+    let took = until("a replica takes over the slot", || {
+        cluster.primary_of(live, slot).is_some_and(|p| p != old)
+            && cli(live, &["CLUSTER", "INFO"]).is_some_and(|s| s.contains("cluster_state:ok"))
+    })
+    .await;
+    eprintln!("primary {old} killed: replica took over slot {slot} in {took:?}");
+
+    // Redis replication is asynchronous: the new primary may lack the last record; a's next
+    // trip is published on it either way.
+    let bound = Instant::now();
+    a_trips_and_b_follows(&fleet, "trip after the failover").await;
+    a_closes_and_b_follows(&fleet, &clock, "close after the failover").await;
+    eprintln!(
+        "converged {:?} after the takeover; test took {:?}",
+        bound.elapsed(),
+        started.elapsed()
+    );
 }

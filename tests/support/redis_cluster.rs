@@ -1,6 +1,6 @@
-//! A throwaway Redis Cluster for tests: three primaries (no replicas) on free 127.0.0.1 ports,
-//! persistence off, node files in a fresh directory; joined with `redis-cli --cluster create`
-//! and stopped by their PIDs on drop (also when the test panics). Needs `redis_server`
+//! A throwaway Redis Cluster for tests: three primaries (and optionally a replica of each) on
+//! free 127.0.0.1 ports, persistence off, node files in a fresh directory; joined with
+//! `redis-cli --cluster create` and stopped by their PIDs on drop (also when the test panics). Needs `redis_server`
 //! (`#[path]`-included next to it) for the free ports.
 #![allow(dead_code)]
 
@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 /// How long the cluster may take to form (start, create, `cluster_state:ok` everywhere).
 const FORM: Duration = Duration::from_secs(20);
 
-/// A running three-primary cluster.
+/// A running cluster of three primaries (and their replicas, if asked).
 pub struct RedisCluster {
-    children: Vec<Child>,
+    children: Vec<Option<Child>>,
     /// The nodes' ports.
     pub ports: Vec<u16>,
     dir: PathBuf,
@@ -25,7 +25,14 @@ impl RedisCluster {
     /// (the slots split evenly) and waits until every node reports `cluster_state:ok`
     /// (at most 20 s, else panics; the servers are stopped either way).
     pub fn start() -> RedisCluster {
-        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        Self::start_with(0)
+    }
+
+    /// As [`start`](Self::start), with `replicas` replicas of each primary, a node timeout of
+    /// 2 s (so that a replica takes over from a failed primary within a few seconds), and a
+    /// wait until every replica is in sync.
+    pub fn start_with(replicas: usize) -> RedisCluster {
+        let ports: Vec<u16> = (0..3 * (1 + replicas)).map(|_| free_port()).collect();
         let dir = std::env::temp_dir().join(format!(
             "breakerbox-cluster-{}-{}",
             ports[0],
@@ -39,6 +46,9 @@ impl RedisCluster {
             dir,
         };
         let deadline = Instant::now() + FORM;
+        // With replicas, a short node timeout, so that a failover is quick; without, the
+        // default (15 s), so that a loaded machine never marks a primary as failed.
+        let node_timeout = if replicas > 0 { "2000" } else { "15000" };
         for &port in &cluster.ports.clone() {
             let conf = cluster.dir.join(format!("nodes-{port}.conf"));
             let child = Command::new("redis-server")
@@ -48,11 +58,12 @@ impl RedisCluster {
                 .arg("--dir")
                 .arg(&cluster.dir)
                 .args(["--save", "", "--appendonly", "no"])
+                .args(["--cluster-node-timeout", node_timeout])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("start redis-server");
-            cluster.children.push(child);
+            cluster.children.push(Some(child));
         }
         for &port in &cluster.ports {
             while cli(port, &["PING"]).as_deref() != Some("PONG") {
@@ -69,7 +80,7 @@ impl RedisCluster {
             .arg("--cluster")
             .arg("create")
             .args(&nodes)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -81,7 +92,46 @@ impl RedisCluster {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+        for &port in &cluster.ports {
+            while !cli(port, &["INFO", "replication"])
+                .is_some_and(|s| s.contains("role:master") || s.contains("master_link_status:up"))
+            {
+                assert!(Instant::now() < deadline, "replica {port} not in sync");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         cluster
+    }
+
+    /// The port of the primary that serves `slot`, as `port` (a live node) sees it.
+    pub fn primary_of(&self, port: u16, slot: u16) -> Option<u16> {
+        let nodes = cli(port, &["CLUSTER", "NODES"])?;
+        nodes.lines().find_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (addr, flags) = (f.get(1)?, f.get(2)?);
+            if !flags.contains("master") || flags.contains("fail") {
+                return None;
+            }
+            let serves = f.iter().skip(8).any(|r| {
+                let mut it = r.splitn(2, '-').map(|n| n.parse::<u16>().ok());
+                match (it.next().flatten(), it.next()) {
+                    (Some(a), None) => a == slot,
+                    (Some(a), Some(Some(b))) => (a..=b).contains(&slot),
+                    _ => false,
+                }
+            });
+            let port = addr.split('@').next()?.rsplit(':').next()?.parse().ok()?;
+            serves.then_some(port)
+        })
+    }
+
+    /// Kills the node on `port` by its PID (SIGKILL: a crash).
+    pub fn kill(&mut self, port: u16) {
+        if let Some(i) = self.ports.iter().position(|&p| p == port) {
+            if let Some(mut c) = self.children[i].take() {
+                kill(&mut c);
+            }
+        }
     }
 
     /// The nodes' URLs (`redis://127.0.0.1:<port>`).
@@ -108,12 +158,16 @@ pub fn cli(port: u16, args: &[&str]) -> Option<String> {
 
 impl Drop for RedisCluster {
     fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = Command::new("kill")
-                .args(["-9", &c.id().to_string()])
-                .status();
-            let _ = c.wait();
+        for c in self.children.iter_mut().flatten() {
+            kill(c);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+fn kill(c: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-9", &c.id().to_string()])
+        .status();
+    let _ = c.wait();
 }
