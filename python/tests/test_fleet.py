@@ -125,6 +125,37 @@ def test_two_breakers_of_one_name_agree_on_a_trip_and_a_close(redis_url):
     sync_a.stop()  # twice: nothing
 
 
+PEER = r"""
+import sys, threading
+from breakerbox_rs import CircuitBreaker, Fleet
+
+url = sys.argv[1]
+published = threading.Event()
+b = CircuitBreaker(name="orders", failure_threshold=1, recovery_timeout=30)
+sync = Fleet(url, prefix="procs", instance="peer", sync_interval=0.02,
+             on_event=lambda e: e["kind"] == "published" and published.set()).attach(b)
+try:
+    b.call(lambda: 1 / 0)
+except ZeroDivisionError:
+    pass
+assert published.wait(30), "never published"
+print("peer tripped and published")
+"""
+
+
+def test_a_trip_in_another_process_opens_this_one(redis_url, tmp_path):
+    ev = Events()
+    b = CircuitBreaker(name="orders", failure_threshold=1, recovery_timeout=30)
+    with Fleet(redis_url, prefix="procs", instance="here", sync_interval=0.02, on_event=ev).attach(b):
+        until("connected", lambda: ev.saw(kind="connected"))
+        r = subprocess.run(
+            [sys.executable, "-c", PEER, redis_url], capture_output=True, text=True, timeout=60, cwd=tmp_path
+        )
+        assert r.returncode == 0, r.stdout + r.stderr
+        until("this process opens", lambda: b.state == "open")
+        assert ev.saw(kind="applied", from_instance="peer", state="open")
+
+
 def test_the_fleet_window_trips_every_instance(redis_url):
     clock = ManualClock()
     settings = dict(failure_rate_threshold=0.5, window_size=20, minimum_calls=10, clock=clock)
