@@ -1,7 +1,7 @@
 //! The settings of a fleet sync: [`FleetConfig`], its setters and its validation, and
 //! [`FleetError`].
 
-use super::conn::{Client, Servers};
+use super::conn::{redacted, Client, Servers};
 use super::events::{FleetEvent, FleetListener};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,8 +26,11 @@ impl std::fmt::Debug for FleetConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut d = f.debug_struct("FleetConfig");
         match &self.servers {
-            Servers::Single(url) => d.field("url", url),
-            Servers::Cluster(nodes) => d.field("nodes", nodes),
+            Servers::Single(url) => d.field("url", &redacted(url)),
+            Servers::Cluster(nodes) => d.field(
+                "nodes",
+                &nodes.iter().map(|n| redacted(n)).collect::<Vec<_>>(),
+            ),
         };
         d.field("prefix", &self.prefix)
             .field("instance", &self.instance)

@@ -16,12 +16,22 @@ use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 use std::time::Duration;
 
 /// Where the fleet's Redis is: one server, or the nodes of a cluster to discover it from.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(super) enum Servers {
     /// One server's URL.
     Single(String),
     /// Some nodes of a cluster (the rest are discovered).
     Cluster(Vec<String>),
+}
+
+/// `url` with its credentials (`user:password@`) shown as `***@`, for `Debug` output.
+pub(super) fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// The most seed nodes a cluster configuration may list.
@@ -120,5 +130,21 @@ impl ConnectionLike for Connection {
             Connection::Single(c) => c.get_db(),
             Connection::Cluster(c) => c.get_db(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn credentials_are_not_shown() {
+        assert_eq!(redacted("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            redacted("redis://user:secret@10.0.0.1:6379/0"),
+            "redis://***@10.0.0.1:6379/0"
+        );
+        assert_eq!(redacted("rediss://:p@ss@h:1"), "rediss://***@h:1");
+        assert_eq!(redacted("not a url"), "not a url");
     }
 }
