@@ -282,6 +282,7 @@ def test_attach_checks_the_breaker():
     # No trial cap: another sync may be attached.
     Fleet("redis://127.0.0.1:1", fleet_trials=None).attach(b).stop()
     assert "redis://127.0.0.1:1" in repr(fleet)
+    assert "secret" not in repr(Fleet("redis://user:secret@127.0.0.1:1"))
 
 
 def test_the_example_runs():
