@@ -9,11 +9,12 @@
 
 #[path = "support/redis_server.rs"]
 mod redis_server;
+#[path = "support/trial_cap.rs"]
+mod trial_cap;
 
 use breakerbox::fleet::{FleetConfig, FleetError, FleetEvent, FleetSync};
 use breakerbox::{CircuitBreaker, ManualClock, State};
 use redis_server::RedisServer;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,15 +24,7 @@ const INTERVAL: Duration = Duration::from_millis(20);
 const WAIT: Duration = Duration::from_secs(10);
 
 fn redis() -> Option<RedisServer> {
-    if redis_server::available() {
-        return Some(RedisServer::start());
-    }
-    assert!(
-        std::env::var_os("BREAKERBOX_REQUIRE_REDIS").is_none(),
-        "BREAKERBOX_REQUIRE_REDIS is set but there is no redis-server"
-    );
-    eprintln!("redis-server not found: skipping (install redis-server to run this test)");
-    None
+    redis_server::usable().then(RedisServer::start)
 }
 
 struct Instance {
@@ -212,50 +205,8 @@ async fn fleet_trials_cap(p: u32) {
     let clock = ManualClock::new();
     let fleet = fleet(&server, &format!("cap{p}"), &clock, Some(p));
     connected(&fleet).await;
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let max = Arc::new(AtomicUsize::new(0));
-    let trials = Arc::new(AtomicUsize::new(0));
-    for _round in 0..4 {
-        for i in &fleet {
-            if i.breaker.state() != State::Open {
-                trip(&i.breaker);
-            }
-        }
-        clock.advance(WAIT);
-        let stop = Instant::now() + Duration::from_millis(300);
-        let callers: Vec<_> = fleet
-            .iter()
-            .map(|i| {
-                let (b, in_flight, max, trials) = (
-                    i.breaker.clone(),
-                    in_flight.clone(),
-                    max.clone(),
-                    trials.clone(),
-                );
-                tokio::spawn(async move {
-                    while Instant::now() < stop {
-                        match b.try_acquire() {
-                            Ok(p) if p.is_trial() => {
-                                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-                                max.fetch_max(now, Ordering::SeqCst);
-                                trials.fetch_add(1, Ordering::SeqCst);
-                                tokio::time::sleep(Duration::from_millis(30)).await;
-                                // Counted out while the permit is still held.
-                                in_flight.fetch_sub(1, Ordering::SeqCst);
-                                p.failure();
-                            }
-                            Ok(p) => p.success(),
-                            Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
-                        }
-                    }
-                })
-            })
-            .collect();
-        for c in callers {
-            c.await.unwrap();
-        }
-    }
-    let (max, trials) = (max.load(Ordering::SeqCst), trials.load(Ordering::SeqCst));
+    let breakers: Vec<_> = fleet.iter().map(|i| i.breaker.clone()).collect();
+    let (trials, max) = trial_cap::hammer_half_open(&breakers, &clock, WAIT).await;
     eprintln!("fleet_trials = {p}: {trials} trial calls, at most {max} in flight at once");
     assert!(trials >= 1, "no instance ever got a trial");
     assert!(
@@ -328,11 +279,11 @@ async fn malformed_values_give_events_not_panics() {
     let client = redis::Client::open(server.url()).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
     for (key, value) in [
-        ("bad:upstream:state", "garbage"),
-        ("bad:upstream:state", "open|notanumber|x"),
-        ("bad:upstream:state", "open|12|"),
-        ("bad:upstream:trials", "not a sorted set"),
-        ("bad:upstream:seq", "NaN?"),
+        ("bad:{upstream}:state", "garbage"),
+        ("bad:{upstream}:state", "open|notanumber|x"),
+        ("bad:{upstream}:state", "open|12|"),
+        ("bad:{upstream}:trials", "not a sorted set"),
+        ("bad:{upstream}:seq", "NaN?"),
     ] {
         let _: () = redis::cmd("SET")
             .arg(key)
@@ -362,7 +313,7 @@ async fn malformed_values_give_events_not_panics() {
     })
     .await;
     assert!(fleet[0]
-        .saw(|e| matches!(e, FleetEvent::Malformed { key, .. } if key == "bad:upstream:trials")));
+        .saw(|e| matches!(e, FleetEvent::Malformed { key, .. } if key == "bad:{upstream}:trials")));
 }
 
 #[test]
@@ -391,6 +342,19 @@ fn bad_settings_are_typed_errors() {
             "timeout",
         ),
         (FleetConfig::new("not a url"), "url"),
+        (
+            FleetConfig::new("redis://127.0.0.1:1").prefix("a{b"),
+            "prefix",
+        ),
+        (
+            FleetConfig::new("redis://127.0.0.1:1").prefix("}"),
+            "prefix",
+        ),
+        (FleetConfig::cluster(Vec::<String>::new()), "nodes"),
+        (
+            FleetConfig::cluster(["redis://127.0.0.1:1", "not a url"]),
+            "nodes",
+        ),
     ];
     for (config, field) in cases {
         match config.attach(&b) {
@@ -578,7 +542,7 @@ async fn an_epoch_far_in_the_future_is_malformed_not_the_newest() {
     connected(&fleet).await;
     let mut c = raw(&server).await;
     let poison = "open|18446744073709551615|evil";
-    set(&mut c, "epoch:upstream:state", poison).await;
+    set(&mut c, "epoch:{upstream}:state", poison).await;
     // Give every task a few rounds to read it (the checks below do not depend on timing).
     tokio::time::sleep(INTERVAL * 10).await;
     trip(&fleet[0].breaker);
@@ -602,14 +566,14 @@ async fn a_garbage_sequence_is_overwritten_by_the_next_publish() {
         for i in &fleet {
             i.events.lock().unwrap().clear();
         }
-        set(&mut c, "seq:upstream:seq", garbage).await;
+        set(&mut c, "seq:{upstream}:seq", garbage).await;
         trip(&fleet[0].breaker);
         until("b and c follow a", || {
             fleet[1..].iter().all(|i| i.breaker.state() == State::Open)
         })
         .await;
         let seq: String = redis::cmd("GET")
-            .arg("seq:upstream:seq")
+            .arg("seq:{upstream}:seq")
             .query_async(&mut c)
             .await
             .unwrap();
@@ -661,7 +625,7 @@ async fn impossible_counts_entries_are_dropped_not_summed() {
     ];
     // All at once (one command), so the first round that sees one sees them all.
     let mut hset = redis::cmd("HSET");
-    hset.arg("counts:upstream:counts");
+    hset.arg("counts:{upstream}:counts");
     for (n, v) in bad.iter().enumerate() {
         hset.arg(format!("evil{n}")).arg(v);
     }
@@ -675,11 +639,11 @@ async fn impossible_counts_entries_are_dropped_not_summed() {
     until("the entries are reported", || {
         fleet
             .iter()
-            .any(|i| i.saw(|e| matches!(e, FleetEvent::Malformed { key, .. } if key == "counts:upstream:counts")))
+            .any(|i| i.saw(|e| matches!(e, FleetEvent::Malformed { key, .. } if key == "counts:{upstream}:counts")))
     })
     .await;
     let left: Vec<String> = redis::cmd("HKEYS")
-        .arg("counts:upstream:counts")
+        .arg("counts:{upstream}:counts")
         .query_async(&mut c)
         .await
         .unwrap();

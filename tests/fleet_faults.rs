@@ -46,15 +46,7 @@ const CALL_BOUND: Duration = Duration::from_millis(50);
 const FAULT: Duration = Duration::from_millis(1000);
 
 fn redis_available() -> bool {
-    if redis_server::available() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("BREAKERBOX_REQUIRE_REDIS").is_none(),
-        "BREAKERBOX_REQUIRE_REDIS is set but there is no redis-server"
-    );
-    eprintln!("redis-server not found: skipping (install redis-server to run this test)");
-    false
+    redis_server::usable()
 }
 
 /// One service instance: its breakers `x` and `y`, and every fleet event of both.
@@ -214,18 +206,20 @@ async fn scenario(mut server: RedisServer, fault: Fault) {
         Fault::Garbage => {
             let mut p = redis::pipe();
             for name in ["x", "y"] {
-                p.cmd("SET").arg(format!("f:{name}:seq")).arg("1e300");
-                p.cmd("SET").arg(format!("f:{name}:trials")).arg("garbage");
+                p.cmd("SET").arg(format!("f:{{{name}}}:seq")).arg("1e300");
+                p.cmd("SET")
+                    .arg(format!("f:{{{name}}}:trials"))
+                    .arg("garbage");
                 p.cmd("HSET")
-                    .arg(format!("f:{name}:counts"))
+                    .arg(format!("f:{{{name}}}:counts"))
                     .arg("evil")
                     .arg("10|1000|0|99999999999999");
             }
             p.cmd("SET")
-                .arg("f:x:state")
+                .arg("f:{x}:state")
                 .arg("open|18446744073709551615|evil");
-            p.cmd("DEL").arg("f:y:state");
-            p.cmd("RPUSH").arg("f:y:state").arg("a list");
+            p.cmd("DEL").arg("f:{y}:state");
+            p.cmd("RPUSH").arg("f:{y}:state").arg("a list");
             let _: () = p.query_async(&mut c).await.unwrap();
             trip(&nodes[0].y);
             tokio::time::sleep(FAULT).await;

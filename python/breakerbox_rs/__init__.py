@@ -38,6 +38,9 @@ from ._breakerbox import (
     HALF_OPEN,
     METRICS_ONLY,
     OPEN,
+    Fleet,
+    FleetSync,
+    ManualClock,
     Permit,
 )
 from ._errors import CircuitBreakerError, ConfigError
@@ -46,6 +49,9 @@ __all__ = [
     "CircuitBreaker",
     "CircuitBreakerError",
     "ConfigError",
+    "Fleet",
+    "FleetSync",
+    "ManualClock",
     "Permit",
     "Registry",
     "CLOSED",
@@ -148,6 +154,8 @@ class CircuitBreaker:
       ``CircuitBreakerError`` when the decorator's call is rejected.
     - ``call_timeout``: for ``async def`` functions, a call running longer is cancelled and
       counts as a failure (raises ``asyncio.TimeoutError``). Sync calls cannot be interrupted.
+    - ``clock``: a ``ManualClock`` to drive the open waits by hand (tests); by default the
+      core's real-time clock.
 
     A bad value raises ``ConfigError`` (a ``ValueError``) whose ``field`` names it; a value of
     the wrong type raises ``TypeError``.

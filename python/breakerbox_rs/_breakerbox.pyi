@@ -1,5 +1,6 @@
 """Type stubs of the native core (``breakerbox_rs._breakerbox``, built from python/src/)."""
 
+import datetime
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 CLOSED: str
@@ -41,6 +42,7 @@ class Breaker:
         *,
         expected_exception: Union[_Excs, Callable[[BaseException], bool], None] = None,
         exclude: Optional[_Excs] = None,
+        clock: Optional["ManualClock"] = None,
         **settings: Any,
     ) -> None: ...
     @property
@@ -70,7 +72,13 @@ class Breaker:
     def clear_listeners(self) -> None: ...
 
 class Registry:
-    def __init__(self, *, capacity_limit: Optional[int] = None, **settings: Any) -> None: ...
+    def __init__(
+        self,
+        *,
+        capacity_limit: Optional[int] = None,
+        clock: Optional["ManualClock"] = None,
+        **settings: Any,
+    ) -> None: ...
     def configure(self, name: str, **settings: Any) -> None: ...
     def get(
         self,
@@ -83,3 +91,42 @@ class Registry:
     def metrics(self) -> List[Dict[str, Any]]: ...
     def prometheus(self) -> str: ...
     def on_event(self, callback: Callable[[Dict[str, Any]], Any], kinds: Optional[Sequence[str]] = None) -> None: ...
+
+_Seconds = Union[int, float, "datetime.timedelta"]
+
+class ManualClock:
+    """A clock that only moves when told to (tests: open waits without sleeping). Pass it as
+    ``clock=`` to a breaker or registry; breakers given one clock share its time."""
+
+    def __init__(self) -> None: ...
+    def advance(self, seconds: _Seconds) -> None: ...
+    def set(self, seconds: _Seconds) -> bool: ...
+    def now(self) -> float: ...
+
+class FleetSync:
+    """A running fleet sync: ``stop()`` ends it (so does garbage collection)."""
+
+    def stop(self) -> None: ...
+    @property
+    def running(self) -> bool: ...
+    def __enter__(self) -> "FleetSync": ...
+    def __exit__(self, *args: Any) -> None: ...
+
+class Fleet:
+    """Fleet settings: breakers of one name in several processes agree through Redis."""
+
+    def __init__(
+        self,
+        url: Optional[str] = None,
+        *,
+        nodes: Optional[Sequence[str]] = None,
+        prefix: str = "breakerbox",
+        instance: Optional[str] = None,
+        sync_interval: _Seconds = 0.05,
+        fleet_trials: Optional[int] = 1,
+        lease_ttl: _Seconds = 5.0,
+        timeout: _Seconds = 0.25,
+        aggregate: bool = False,
+        on_event: Optional[Callable[[Dict[str, Any]], Any]] = None,
+    ) -> None: ...
+    def attach(self, breaker: Any) -> FleetSync: ...

@@ -1,6 +1,7 @@
 //! The `Breaker` class: the core `CircuitBreaker` plus the exception classification.
 
 use crate::classify::{outcome_str, Classify};
+use crate::clock::{clock_arg, PyClock};
 use crate::config::{config_dict, parse_config};
 use crate::convert::to_duration;
 use crate::decorator::Guarded;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 /// `breakerbox_rs.CircuitBreaker` wraps it; use that.
 #[pyclass(frozen, module = "breakerbox_rs._breakerbox", name = "Breaker")]
 pub(crate) struct Breaker {
-    pub(crate) inner: Arc<CircuitBreaker>,
+    pub(crate) inner: Arc<CircuitBreaker<PyClock>>,
     pub(crate) classify: Arc<Classify>,
     /// The name as a Python string, for rejections.
     pub(crate) py_name: Py<PyString>,
@@ -29,7 +30,7 @@ impl Breaker {
     pub(crate) fn finish<'py>(
         &self,
         py: Python<'py>,
-        permit: breakerbox::Permit<'_, breakerbox::DefaultClock>,
+        permit: breakerbox::Permit<'_, PyClock>,
         result: PyResult<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         match result {
@@ -48,16 +49,18 @@ impl Breaker {
 #[pymethods]
 impl Breaker {
     #[new]
-    #[pyo3(signature = (*, expected_exception=None, exclude=None, **kwargs))]
+    #[pyo3(signature = (*, expected_exception=None, exclude=None, clock=None, **kwargs))]
     fn new(
         py: Python<'_>,
         expected_exception: Option<Bound<'_, PyAny>>,
         exclude: Option<Bound<'_, PyAny>>,
+        clock: Option<Bound<'_, PyAny>>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let classify = Arc::new(Classify::new(py, expected_exception, exclude)?);
         let (config, name) = parse_config(py, kwargs)?;
-        let mut b = CircuitBreaker::builder().config(config);
+        let clock = clock_arg(clock.as_ref())?;
+        let mut b = CircuitBreaker::builder().config(config).clock(clock);
         if let Some(n) = name {
             b = b.name(n);
         }

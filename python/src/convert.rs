@@ -85,6 +85,7 @@ fn int_range(key: &str) -> &'static str {
         "window_size" => "1 ..= 8388607",
         "window_buckets" => "1 ..= 10000",
         "half_open_permits" | "half_open_successes" => "1 ..= 65535",
+        "fleet_trials" => "1 ..= 4294967295 (or None for no fleet cap)",
         _ => "0 ..= 4294967295",
     }
 }

@@ -8,11 +8,13 @@
 
 mod breaker;
 mod classify;
+mod clock;
 mod config;
 mod convert;
 mod decorator;
 mod errors;
 mod events;
+mod fleet;
 mod metrics;
 mod permit;
 mod registry;
@@ -38,6 +40,8 @@ fn _breakerbox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Guarded>()?;
     m.add_class::<Permit>()?;
     m.add_class::<Registry>()?;
+    m.add_class::<clock::ManualClock>()?;
+    fleet::register(m)?;
     add_states(m)?;
     Ok(())
 }

@@ -12,12 +12,12 @@ use std::sync::Arc;
 /// recorded and a half-open trial slot is given back.
 #[pyclass(module = "breakerbox_rs._breakerbox")]
 pub(crate) struct Permit {
-    pub(crate) permit: Option<OwnedPermit<breakerbox::DefaultClock>>,
+    pub(crate) permit: Option<OwnedPermit<crate::clock::PyClock>>,
     pub(crate) classify: Arc<Classify>,
 }
 
 impl Permit {
-    fn take(&mut self) -> PyResult<OwnedPermit<breakerbox::DefaultClock>> {
+    fn take(&mut self) -> PyResult<OwnedPermit<crate::clock::PyClock>> {
         self.permit
             .take()
             .ok_or_else(|| PyRuntimeError::new_err("this permit's outcome was already reported"))

@@ -2,6 +2,7 @@
 
 use crate::breaker::Breaker;
 use crate::classify::Classify;
+use crate::clock::{clock_arg, PyClock};
 use crate::config::parse_config;
 use crate::convert::to_u32;
 use crate::errors::{config_error, core_config_error};
@@ -16,16 +17,17 @@ use std::sync::Arc;
 /// Named breakers created on first use. `breakerbox_rs.Registry` wraps it.
 #[pyclass(frozen, module = "breakerbox_rs._breakerbox", name = "Registry")]
 pub(crate) struct Registry {
-    inner: breakerbox::Registry,
+    inner: breakerbox::Registry<PyClock>,
 }
 
 #[pymethods]
 impl Registry {
     #[new]
-    #[pyo3(signature = (*, capacity_limit=None, **kwargs))]
+    #[pyo3(signature = (*, capacity_limit=None, clock=None, **kwargs))]
     fn new(
         py: Python<'_>,
         capacity_limit: Option<Bound<'_, PyAny>>,
+        clock: Option<Bound<'_, PyAny>>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let (config, name) = parse_config(py, kwargs)?;
@@ -34,7 +36,9 @@ impl Registry {
                 "a registry's breakers are named by `get(name)`; `name` is not a setting",
             ));
         }
-        let mut inner = breakerbox::Registry::new(config).map_err(|e| core_config_error(py, e))?;
+        let clock = clock_arg(clock.as_ref())?;
+        let mut inner = breakerbox::Registry::with_clock(config, clock)
+            .map_err(|e| core_config_error(py, e))?;
         if let Some(l) = capacity_limit {
             let n = to_u32(py, "capacity_limit", &l)?;
             inner = inner.with_capacity_limit(n as usize).map_err(|e| {

@@ -17,7 +17,7 @@ impl FleetConfig {
         self,
         breaker: &Arc<CircuitBreaker<C>>,
     ) -> Result<FleetSync, FleetError> {
-        self.validate()?;
+        let client = self.validate()?;
         let c = breaker.config();
         if self.aggregate
             && c.failure_rate_threshold.is_none()
@@ -29,11 +29,6 @@ impl FleetConfig {
             });
         }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| FleetError::NoRuntime)?;
-        // The URL parsed in `validate`.
-        let client = redis::Client::open(self.url.as_str()).map_err(|e| FleetError::Invalid {
-            field: "url",
-            reason: e.to_string(),
-        })?;
         // Closed until the first round decides (or finds Redis unreachable and opens it).
         let gate = Arc::new(HalfOpenGate {
             open: AtomicBool::new(self.fleet_trials.is_none()),

@@ -1,15 +1,17 @@
 //! The settings of a fleet sync: [`FleetConfig`], its setters and its validation, and
 //! [`FleetError`].
 
+use super::conn::{redacted, Client, Servers};
 use super::events::{FleetEvent, FleetListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Settings of a breaker's fleet sync. Build with [`FleetConfig::new`] and the setters, then
+/// Settings of a breaker's fleet sync. Build with [`FleetConfig::new`] (one Redis server) or
+/// [`FleetConfig::cluster`] (a Redis Cluster) and the setters, then
 /// [`attach`](FleetConfig::attach).
 #[derive(Clone)]
 pub struct FleetConfig {
-    pub(super) url: String,
+    pub(super) servers: Servers,
     pub(super) prefix: String,
     pub(super) instance: String,
     pub(super) sync_interval: Duration,
@@ -22,9 +24,15 @@ pub struct FleetConfig {
 
 impl std::fmt::Debug for FleetConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FleetConfig")
-            .field("url", &self.url)
-            .field("prefix", &self.prefix)
+        let mut d = f.debug_struct("FleetConfig");
+        match &self.servers {
+            Servers::Single(url) => d.field("url", &redacted(url)),
+            Servers::Cluster(nodes) => d.field(
+                "nodes",
+                &nodes.iter().map(|n| redacted(n)).collect::<Vec<_>>(),
+            ),
+        };
+        d.field("prefix", &self.prefix)
             .field("instance", &self.instance)
             .field("sync_interval", &self.sync_interval)
             .field("fleet_trials", &self.fleet_trials)
@@ -62,8 +70,28 @@ impl FleetConfig {
     /// `breakerbox`, a random instance id, `sync_interval` 50 ms, a fleet-wide cap of one
     /// instance in HALF-OPEN, `lease_ttl` 5 s, a 250 ms timeout per Redis round trip.
     pub fn new(url: impl Into<String>) -> Self {
+        Self::with_servers(Servers::Single(url.into()))
+    }
+
+    /// Sync through a Redis Cluster, reached first through `nodes` (URLs of some of its nodes,
+    /// `redis://127.0.0.1:7000`; the others are discovered), with the defaults of
+    /// [`new`](Self::new). Each breaker's keys live in one hash slot, and its scripts and
+    /// reads run on the primary that owns it (see the module doc). `attach` refuses an empty
+    /// list, more than 1000 nodes, or an address that does not parse (`FleetError::Invalid`
+    /// naming `nodes`).
+    pub fn cluster<I, S>(nodes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::with_servers(Servers::Cluster(
+            nodes.into_iter().map(Into::into).collect(),
+        ))
+    }
+
+    fn with_servers(servers: Servers) -> Self {
         FleetConfig {
-            url: url.into(),
+            servers,
             prefix: "breakerbox".into(),
             instance: format!("{}-{:08x}", std::process::id(), fastrand::u32(..)),
             sync_interval: DEFAULT_INTERVAL,
@@ -82,7 +110,8 @@ impl FleetConfig {
         self
     }
 
-    /// Key namespace, so several services can share one Redis (no `|`, not empty).
+    /// Key namespace, so several services can share one Redis (not empty; no `|`, `{` or `}`:
+    /// the keys' hash tag is the breaker's name).
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
@@ -127,7 +156,14 @@ impl FleetConfig {
         self
     }
 
-    pub(super) fn validate(&self) -> Result<(), FleetError> {
+    /// Checks every setting, as [`attach`](Self::attach) does first (without connecting):
+    /// `FleetError::Invalid` naming the first setting out of range.
+    pub fn check(&self) -> Result<(), FleetError> {
+        self.validate().map(drop)
+    }
+
+    /// Checks every setting; the client for the servers.
+    pub(super) fn validate(&self) -> Result<Client, FleetError> {
         let invalid = |field, reason: &str| {
             Err(FleetError::Invalid {
                 field,
@@ -136,8 +172,8 @@ impl FleetConfig {
         };
         let ms = Duration::from_millis(1);
         let minute = Duration::from_secs(60);
-        if self.prefix.is_empty() || self.prefix.contains('|') {
-            return invalid("prefix", "must be non-empty, without `|`");
+        if self.prefix.is_empty() || self.prefix.contains(['|', '{', '}']) {
+            return invalid("prefix", "must be non-empty, without `|`, `{` or `}`");
         }
         if self.instance.is_empty() || self.instance.contains('|') {
             return invalid("instance", "must be non-empty, without `|`");
@@ -160,12 +196,6 @@ impl FleetConfig {
                 "must be more than two sync intervals and at most 1h",
             );
         }
-        if let Err(e) = redis::Client::open(self.url.as_str()) {
-            return Err(FleetError::Invalid {
-                field: "url",
-                reason: e.to_string(),
-            });
-        }
-        Ok(())
+        Client::open(&self.servers, self.timeout)
     }
 }

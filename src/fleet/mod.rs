@@ -6,7 +6,7 @@
 //!
 //! - **Transitions out.** A transition listener ([`CircuitBreaker::on_transition`], which costs
 //!   the calls nothing) wakes the task when the breaker trips or a trial closes it; the task
-//!   publishes the new state under `{prefix}:{name}:state` as `open|epoch|instance` (with the
+//!   publishes the new state under `<prefix>:{<name>}:state` as `open|epoch|instance` (with the
 //!   time left as the key's expiry) or `closed|epoch|instance`.
 //! - **Transitions in.** Every `sync_interval` the task reads that key. A record newer than any it
 //!   has seen, from another instance, is applied with a manual transition: a CLOSED breaker
@@ -19,7 +19,7 @@
 //!   Redis restart and no instance's clock is involved.
 //! - **Fleet-wide trials.** With `fleet_trials = Some(p)`, an OPEN breaker whose wait has ended
 //!   stays OPEN until its task holds one of `p` trial leases (a sorted set under
-//!   `{prefix}:{name}:trials`, scored by expiry and taken by an atomic script, so a crashed
+//!   `<prefix>:{<name>}:trials`, scored by expiry and taken by an atomic script, so a crashed
 //!   instance's lease lapses after `lease_ttl`). So at most `p` instances are HALF-OPEN at once,
 //!   and the fleet has at most `p * half_open_permits` trial calls in flight (set
 //!   `half_open_permits = 1` to make `p` the number of trial calls). The lease is refreshed
@@ -39,7 +39,7 @@
 //!   Nothing panics; a panicking event callback is caught.
 //!
 //! - **Fleet window (optional, `aggregate(true)`).** Each round a CLOSED instance writes its
-//!   window counts (calls, failures, slow calls) into the hash `{prefix}:{name}:counts`, stamped
+//!   window counts (calls, failures, slow calls) into the hash `<prefix>:{<name>}:counts`, stamped
 //!   with an expiry of three sync intervals, and gets back the sum over every unexpired instance
 //!   (one atomic script; expired and unparseable entries are dropped). Once the fleet holds
 //!   `minimum_calls` calls and a rate rule's threshold is reached on the sums, the instance
@@ -47,12 +47,19 @@
 //!   fleet opens even when no single instance has seen enough calls. The fleet window is the
 //!   union of the instances' own windows.
 //!
+//! - **Keys and Redis Cluster.** Every key of a breaker carries its name as the hash tag
+//!   (`<prefix>:{<name>}:...`, with `%`, `{` and `}` of the name percent-escaped), so all of
+//!   them are in one hash slot. With [`FleetConfig::cluster`] the task connects to a Redis
+//!   Cluster through the same protocol as to one server: each script and each read (with the
+//!   `TIME` that bounds epochs) runs on the primary that owns the breaker's slot.
+//!
 //! Only automatic transitions are published (trips, failed or timed-out trials, trial
 //! closes, fleet trips); other manual ones, including those the task applies, are not, so two
 //! instances never echo each other.
 
 // One job per file:
 // - `config.rs` — `FleetConfig`: the settings, their setters and their validation;
+// - `conn.rs` — the connection, to one server or a cluster, behind one `ConnectionLike`;
 // - `attach.rs` — `FleetConfig::attach` and the `FleetSync` handle that stops the task;
 // - `hook.rs` — which local transitions are published, and the flag that keeps applied ones
 //   from being published back;
@@ -67,6 +74,7 @@ use crate::CircuitBreaker;
 
 mod attach;
 mod config;
+mod conn;
 mod events;
 mod hook;
 mod record;

@@ -1,10 +1,12 @@
 //! Every round trip to the server: the keys of a breaker, the Lua scripts (publish, lease,
 //! aggregate) and the plain commands (read the record, give a lease back).
 
-use redis::aio::MultiplexedConnection;
+use super::conn::Connection;
 use redis::RedisResult;
 
-/// The keys of one breaker's fleet state, under `{prefix}:{name}:`.
+/// The keys of one breaker's fleet state, `<prefix>:{<tag>}:state` and so on, where `<tag>` is
+/// the breaker's name as a hash tag (see [`hash_tag`]): on a Redis Cluster every key of one
+/// breaker is in one hash slot, so its scripts run there.
 pub(super) struct Keys {
     /// The state record (`kind|epoch|instance`, expiring with the OPEN wait).
     pub(super) state: String,
@@ -17,14 +19,37 @@ pub(super) struct Keys {
 }
 
 impl Keys {
+    /// The keys of breaker `name` under `prefix` (which has no `{` or `}`, so that the hash
+    /// tag is the name's).
     pub(super) fn new(prefix: &str, name: &str) -> Self {
+        let tag = hash_tag(name);
         Keys {
-            state: format!("{prefix}:{name}:state"),
-            seq: format!("{prefix}:{name}:seq"),
-            trials: format!("{prefix}:{name}:trials"),
-            counts: format!("{prefix}:{name}:counts"),
+            state: format!("{prefix}:{{{tag}}}:state"),
+            seq: format!("{prefix}:{{{tag}}}:seq"),
+            trials: format!("{prefix}:{{{tag}}}:trials"),
+            counts: format!("{prefix}:{{{tag}}}:counts"),
         }
     }
+}
+
+/// A breaker name as the content of a Redis hash tag: `%`, `{` and `}` are percent-escaped
+/// (`%25`, `%7B`, `%7D`), so the tag ends where the name does and two names never share
+/// keys; an empty name is `%` (which no escaped name can be), since an empty tag would not
+/// be a tag at all.
+pub(super) fn hash_tag(name: &str) -> String {
+    if name.is_empty() {
+        return "%".into();
+    }
+    let mut tag = String::with_capacity(name.len());
+    for ch in name.chars() {
+        match ch {
+            '%' => tag.push_str("%25"),
+            '{' => tag.push_str("%7B"),
+            '}' => tag.push_str("%7D"),
+            c => tag.push(c),
+        }
+    }
+    tag
 }
 
 /// The most calls one instance's counts entry in the fleet window may hold (2^40): it keeps
@@ -41,7 +66,7 @@ pub(super) const MAX_LEASE_TTL_MS: u64 = 60 * 60 * 1000;
 
 /// Runs [`PUBLISH`]: this instance's record of `kind`; returns the epoch, unparsed.
 pub(super) async fn publish(
-    c: &mut MultiplexedConnection,
+    c: &mut Connection,
     keys: &Keys,
     kind: &str,
     instance: &str,
@@ -61,7 +86,7 @@ pub(super) async fn publish(
 /// Reads the fleet's record, the time its key has left (ms; negative: no expiry or no key)
 /// and the server's clock (`TIME`: seconds, microseconds).
 pub(super) async fn read_state(
-    c: &mut MultiplexedConnection,
+    c: &mut Connection,
     keys: &Keys,
 ) -> RedisResult<(Option<String>, i64, (u64, u64))> {
     redis::pipe()
@@ -76,7 +101,7 @@ pub(super) async fn read_state(
 /// Runs [`LEASE`]: takes or refreshes `instance`'s trial lease; the reply, unparsed (see
 /// `record::parse_lease`).
 pub(super) async fn lease(
-    c: &mut MultiplexedConnection,
+    c: &mut Connection,
     keys: &Keys,
     instance: &str,
     ttl_ms: u64,
@@ -94,7 +119,7 @@ pub(super) async fn lease(
 
 /// Gives `instance`'s trial lease back.
 pub(super) async fn release_lease(
-    c: &mut MultiplexedConnection,
+    c: &mut Connection,
     keys: &Keys,
     instance: &str,
 ) -> RedisResult<i64> {
@@ -109,7 +134,7 @@ pub(super) async fn release_lease(
 /// fleet's sums, unparsed. The counts are clamped to what the script accepts (calls at most
 /// [`MAX_ENTRY_CALLS`], failures and slow calls at most calls).
 pub(super) async fn aggregate(
-    c: &mut MultiplexedConnection,
+    c: &mut Connection,
     keys: &Keys,
     instance: &str,
     (calls, failures, slow): (u64, u64, u64),
@@ -210,3 +235,33 @@ for i = 1, #all, 2 do
 end
 return {c, f, s, n, bad}
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_of_a_breaker_carries_its_name_as_one_hash_tag() {
+        let k = Keys::new("p", "payments");
+        assert_eq!(k.state, "p:{payments}:state");
+        assert_eq!(k.seq, "p:{payments}:seq");
+        assert_eq!(k.trials, "p:{payments}:trials");
+        assert_eq!(k.counts, "p:{payments}:counts");
+        // Braces and percent signs are escaped: the tag is the whole name, and distinct names
+        // have distinct tags.
+        assert_eq!(Keys::new("p", "a}b{c").state, "p:{a%7Db%7Bc}:state");
+        assert_eq!(hash_tag("%7D"), "%257D");
+        assert_ne!(hash_tag("}"), hash_tag("%7D"));
+        assert_eq!(Keys::new("p", "").state, "p:{%}:state");
+        for name in ["", "}", "{", "{}", "a}b{c", "%", "x:y|z"] {
+            let k = Keys::new("p", name);
+            for key in [&k.state, &k.seq, &k.trials, &k.counts] {
+                // Redis's rule: the tag is between the first `{` and the next `}`.
+                let open = key.find('{').unwrap();
+                let close = open + 1 + key[open + 1..].find('}').unwrap();
+                assert_eq!(&key[open + 1..close], hash_tag(name), "{name:?}: {key}");
+                assert!(close > open + 1, "{name:?}: empty tag in {key}");
+            }
+        }
+    }
+}

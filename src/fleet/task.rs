@@ -2,6 +2,7 @@
 //! and apply, the fleet window, the trial lease), and applying another instance's record.
 
 use super::config::FleetConfig;
+use super::conn::{Client, Connection};
 use super::events::FleetEvent;
 use super::hook::{applying, Publish, Shared};
 use super::record::{self, data_error};
@@ -36,7 +37,7 @@ pub(super) struct Task<C: Clock> {
     breaker: Weak<CircuitBreaker<C>>,
     shared: Arc<Shared>,
     gate: Arc<HalfOpenGate>,
-    client: redis::Client,
+    client: Client,
     keys: Keys,
     config: FleetConfig,
     /// The newest epoch seen (published or read).
@@ -59,7 +60,7 @@ impl<C: Clock> Task<C> {
         breaker: Weak<CircuitBreaker<C>>,
         shared: Arc<Shared>,
         gate: Arc<HalfOpenGate>,
-        client: redis::Client,
+        client: Client,
         keys: Keys,
         config: FleetConfig,
     ) -> Self {
@@ -92,12 +93,9 @@ impl<C: Clock> Task<C> {
     }
 
     pub(super) async fn run(mut self) {
-        let mut conn: Option<redis::aio::MultiplexedConnection> = None;
+        let mut conn: Option<Connection> = None;
         let mut backoff = self.config.sync_interval;
         let mut next_try = Instant::now();
-        let connect_config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.config.timeout))
-            .set_response_timeout(Some(self.config.timeout));
         loop {
             let _ = tokio::time::timeout(self.config.sync_interval, self.shared.notify.notified())
                 .await;
@@ -110,12 +108,8 @@ impl<C: Clock> Task<C> {
                     if Instant::now() < next_try {
                         continue;
                     }
-                    let attempt = tokio::time::timeout(
-                        self.config.timeout,
-                        self.client
-                            .get_multiplexed_async_connection_with_config(&connect_config),
-                    )
-                    .await;
+                    let attempt =
+                        tokio::time::timeout(self.config.timeout, self.client.connect()).await;
                     match attempt {
                         Ok(Ok(c)) => {
                             backoff = self.config.sync_interval;
@@ -208,7 +202,7 @@ impl<C: Clock> Task<C> {
     async fn sync_once(
         &mut self,
         b: &CircuitBreaker<C>,
-        c: &mut redis::aio::MultiplexedConnection,
+        c: &mut Connection,
     ) -> Result<(), Failure> {
         // 1. This instance's latest automatic transition, if still current.
         self.publish_own(b, c).await?;
@@ -294,7 +288,7 @@ impl<C: Clock> Task<C> {
     async fn publish_own(
         &mut self,
         b: &CircuitBreaker<C>,
-        c: &mut redis::aio::MultiplexedConnection,
+        c: &mut Connection,
     ) -> Result<(), Failure> {
         let pending = *self
             .shared
@@ -374,7 +368,7 @@ impl<C: Clock> Task<C> {
     async fn aggregate(
         &mut self,
         b: &CircuitBreaker<C>,
-        c: &mut redis::aio::MultiplexedConnection,
+        c: &mut Connection,
     ) -> Result<(), Failure> {
         let m = b.metrics();
         let gen = b.generation();
@@ -446,7 +440,7 @@ impl<C: Clock> Task<C> {
     /// whether Redis acknowledged it with an epoch.
     async fn publish(
         &mut self,
-        c: &mut redis::aio::MultiplexedConnection,
+        c: &mut Connection,
         state: State,
         ttl_ms: u64,
     ) -> Result<bool, Failure> {

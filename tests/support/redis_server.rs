@@ -46,6 +46,21 @@ pub fn available() -> bool {
     found
 }
 
+/// Whether the Redis tests can run: `true` if a `redis-server` is on the PATH; otherwise says
+/// so and returns `false` (the caller skips), unless `BREAKERBOX_REQUIRE_REDIS` is set, which
+/// makes it fail.
+pub fn usable() -> bool {
+    if available() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("BREAKERBOX_REQUIRE_REDIS").is_none(),
+        "BREAKERBOX_REQUIRE_REDIS is set but there is no redis-server"
+    );
+    eprintln!("redis-server not found: skipping (install redis-server to run this test)");
+    false
+}
+
 /// The `redis-server` binary's (major, minor) version, if it runs.
 pub fn version() -> Option<(u32, u32)> {
     let out = Command::new("redis-server")
@@ -58,7 +73,8 @@ pub fn version() -> Option<(u32, u32)> {
     Some((it.next()??, it.next()??))
 }
 
-fn free_port() -> u16 {
+/// A port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
