@@ -1,52 +1,5 @@
-//! Classification configured once: which results of a call are failures, which are ignored,
-//! and which open the breaker at once ([`Config::classification`](crate::Config::classification)).
-//!
-//! Every path that is not given a classifier of its own uses it: [`call`], [`call_async`],
-//! [`Permit::record_result`], the tower layer's default classifier and the reqwest
-//! middleware's default. A classifier given explicitly (`call_with`, a layer's `classify`, the
-//! middleware's `classify`) replaces it for that path.
-//!
-//! A result is decided in this order, the first that matches winning:
-//! 1. a rule in [`ignore`](Classification::ignore) matches: [`Outcome::Ignore`] (nothing is
-//!    recorded; a half-open trial gives its slot back);
-//! 2. a rule in [`trip`](Classification::trip) matches: [`Outcome::Trip`] (a failure that opens
-//!    the breaker at once);
-//! 3. [`record`](Classification::record) is empty: every error is a failure (for HTTP: a
-//!    transport error or a `5xx`), everything else a success. Otherwise only results that a
-//!    rule of `record` matches are failures, and every other result, error or not, is a success.
-//!
-//! This is resilience4j's `ignoreExceptions` / `recordExceptions` / `recordResult` precedence,
-//! with `trip` in the place of its `transitionOnResult`.
-//!
-//! ```
-//! use breakerbox::{CircuitBreaker, Classification, Outcome, Rule, State};
-//! use std::io;
-//!
-//! let breaker = CircuitBreaker::builder()
-//!     .consecutive_failures(3)
-//!     // A missing file says nothing about the disk's health.
-//!     .ignore(Rule::io(io::ErrorKind::NotFound))
-//!     // A full disk will not heal by retrying: open at once.
-//!     .trip_on(Rule::io(io::ErrorKind::StorageFull))
-//!     .build()
-//!     .unwrap();
-//!
-//! let missing = breaker.call(|| Err::<(), _>(io::Error::from(io::ErrorKind::NotFound)));
-//! assert!(missing.is_err());
-//! assert_eq!(breaker.metrics().failures, 0); // ignored
-//!
-//! let _ = breaker.call(|| Err::<(), _>(io::Error::from(io::ErrorKind::StorageFull)));
-//! assert_eq!(breaker.state(), State::Open);
-//! ```
-//!
-//! In a config file (feature `serde`) the rules that need no code can be written out:
-//! `any_error`, `{ status = 503 }` or `{ status = "500-599" }` (or `"5xx"`), and
-//! `{ io_error = "timed_out" }` (an [`std::io::ErrorKind`] in snake case). Rules with a
-//! predicate ([`Rule::error`], [`Rule::source`], [`Rule::value`]) exist only in code.
-//!
-//! [`call`]: crate::CircuitBreaker::call
-//! [`call_async`]: crate::CircuitBreaker::call_async
-//! [`Permit::record_result`]: crate::Permit::record_result
+//! Classification configured once ([`Classification`], [`Rule`]): which results of a call
+//! are failures, which are ignored, and which open the breaker at once.
 
 use crate::events::Outcome;
 use std::any::Any;
@@ -58,10 +11,56 @@ use std::sync::Arc;
 /// How deep a rule follows an error's `source()` chain (a chain that loops ends here).
 pub const MAX_SOURCE_DEPTH: usize = 32;
 
-/// Which results count as failures, which are ignored and which open the breaker at once; see
-/// the [module documentation](self) for the order rules are applied in. The default has no
-/// rules: an `Err` (for HTTP, a transport error or a `5xx`) is a failure, anything else a
-/// success.
+/// Which results of a call are failures, which are ignored,
+/// and which open the breaker at once, configured once
+/// ([`Config::classification`](crate::Config::classification)).
+///
+/// Every path that is not given a classifier of its own uses it: [`call`], [`call_async`],
+/// [`Permit::record_result`], the tower layer's default classifier and the reqwest
+/// middleware's default. A classifier given explicitly (`call_with`, a layer's `classify`, the
+/// middleware's `classify`) replaces it for that path.
+///
+/// A result is decided in this order, the first that matches winning:
+/// 1. a rule in [`ignore`](Classification::ignore) matches: [`Outcome::Ignore`] (nothing is
+///    recorded; a half-open trial gives its slot back);
+/// 2. a rule in [`trip`](Classification::trip) matches: [`Outcome::Trip`] (a failure that opens
+///    the breaker at once);
+/// 3. [`record`](Classification::record) is empty: every error is a failure (for HTTP: a
+///    transport error or a `5xx`), everything else a success. Otherwise only results that a
+///    rule of `record` matches are failures, and every other result, error or not, is a success.
+///
+/// This is resilience4j's `ignoreExceptions` / `recordExceptions` / `recordResult` precedence,
+/// with `trip` in the place of its `transitionOnResult`.
+///
+/// ```
+/// use breakerbox::{CircuitBreaker, Classification, Outcome, Rule, State};
+/// use std::io;
+///
+/// let breaker = CircuitBreaker::builder()
+///     .consecutive_failures(3)
+///     // A missing file says nothing about the disk's health.
+///     .ignore(Rule::io(io::ErrorKind::NotFound))
+///     // A full disk will not heal by retrying: open at once.
+///     .trip_on(Rule::io(io::ErrorKind::StorageFull))
+///     .build()
+///     .unwrap();
+///
+/// let missing = breaker.call(|| Err::<(), _>(io::Error::from(io::ErrorKind::NotFound)));
+/// assert!(missing.is_err());
+/// assert_eq!(breaker.metrics().failures, 0); // ignored
+///
+/// let _ = breaker.call(|| Err::<(), _>(io::Error::from(io::ErrorKind::StorageFull)));
+/// assert_eq!(breaker.state(), State::Open);
+/// ```
+///
+/// In a config file (feature `serde`) the rules that need no code can be written out:
+/// `any_error`, `{ status = 503 }` or `{ status = "500-599" }` (or `"5xx"`), and
+/// `{ io_error = "timed_out" }` (an [`std::io::ErrorKind`] in snake case). Rules with a
+/// predicate ([`Rule::error`], [`Rule::source`], [`Rule::value`]) exist only in code.
+///
+/// [`call`]: crate::CircuitBreaker::call
+/// [`call_async`]: crate::CircuitBreaker::call_async
+/// [`Permit::record_result`]: crate::Permit::record_result
 #[derive(Clone, Default, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
