@@ -6,6 +6,7 @@
 //! event callback); errors raised by an event callback are reported as unraisable and never
 //! unwind into the core.
 
+mod awaitable;
 mod breaker;
 mod classify;
 mod config;
@@ -17,6 +18,7 @@ mod metrics;
 mod permit;
 mod registry;
 
+use awaitable::{AsyncGuarded, GuardedCall};
 use breaker::Breaker;
 use breakerbox::State;
 use decorator::Guarded;
@@ -36,6 +38,8 @@ fn add_states(m: &Bound<'_, PyModule>) -> PyResult<()> {
 fn _breakerbox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Breaker>()?;
     m.add_class::<Guarded>()?;
+    m.add_class::<AsyncGuarded>()?;
+    m.add_class::<GuardedCall>()?;
     m.add_class::<Permit>()?;
     m.add_class::<Registry>()?;
     add_states(m)?;
