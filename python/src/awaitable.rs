@@ -12,8 +12,8 @@
 
 use crate::breaker::Breaker;
 use crate::decorator::bind_method;
-use crate::errors::rejected_error;
-use breakerbox::{DefaultClock, OwnedPermit};
+use crate::errors::{raise_rejected, rejected_error};
+use breakerbox::{DefaultClock, OwnedPermit, Rejected};
 use pyo3::exceptions::{PyRuntimeError, PyStopIteration, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
@@ -104,9 +104,8 @@ impl GuardedCall {
     }
 
     /// The first step: take a permit and call the function (or the fallback), leaving the
-    /// stage `Running`, or `Done` with the error to raise (`Ok(Some(v))`: the fallback's plain
-    /// value, returned at once).
-    fn start(&mut self, py: Python<'_>) -> PyResult<Option<PyObject>> {
+    /// stage `Running`, or `Done` with what to return or raise.
+    fn start(&mut self, py: Python<'_>) -> PyResult<Started> {
         let Stage::Pending { args, kwargs } = std::mem::replace(&mut self.stage, Stage::Done)
         else {
             return Err(reused());
@@ -119,7 +118,7 @@ impl GuardedCall {
             Ok(p) => (&g.func, Some(p)),
             Err(r) => match &g.fallback {
                 Some(f) => (f, None),
-                None => return Err(rejected_error(py, &b.py_name, r)),
+                None => return Ok(Started::Rejected(r)),
             },
         };
         let result = match target.bind(py).call(args, kwargs) {
@@ -147,7 +146,7 @@ impl GuardedCall {
                     (it, has_send)
                 }
                 // The fallback's plain value: the call's result.
-                Ok(None) if permit.is_none() => return Ok(Some(result.unbind())),
+                Ok(None) if permit.is_none() => return Ok(Started::Value(result.unbind())),
                 Ok(None) => {
                     let e = PyTypeError::new_err(format!(
                         "object {} can't be used in 'await' expression",
@@ -171,7 +170,7 @@ impl GuardedCall {
             has_send,
             permit,
         };
-        Ok(None)
+        Ok(Started::Running)
     }
 
     /// One step: `inner.send(value)` (or `next(inner)`).
@@ -240,12 +239,27 @@ impl GuardedCall {
                     "can't send non-None value to a just-started coroutine",
                 ));
             }
-            if let Some(v) = self.start(py)? {
-                return Ok(Step::Returned(v));
+            match self.start(py)? {
+                Started::Running => {}
+                Started::Value(v) => return Ok(Step::Returned(v)),
+                Started::Rejected(r) => {
+                    let b = self.guarded.get().breaker.get();
+                    return Err(rejected_error(py, &b.py_name, r));
+                }
             }
         }
         self.step(py, value)
     }
+}
+
+/// What the first step did.
+enum Started {
+    /// The function was called: its coroutine is driven from now on.
+    Running,
+    /// Rejected, and the fallback returned this (not an awaitable).
+    Value(PyObject),
+    /// Rejected, no fallback.
+    Rejected(Rejected),
 }
 
 /// What a step of the guarded coroutine did.
@@ -331,6 +345,18 @@ impl GuardedCall {
     /// One step (what `await` calls): a coroutine returning None ends with NULL and no
     /// exception, which the interpreter reads as a return of None.
     fn __next__(&mut self, py: Python<'_>) -> PyResult<*mut ffi::PyObject> {
+        if let Stage::Pending { .. } = self.stage {
+            // (A rejection is raised without building a PyErr: the path to keep short.)
+            match self.start(py)? {
+                Started::Running => {}
+                Started::Value(v) if v.is_none(py) => return Ok(std::ptr::null_mut()),
+                Started::Value(v) => return Ok(set_returned(py, v)),
+                Started::Rejected(r) => {
+                    let b = self.guarded.get().breaker.get();
+                    return Ok(raise_rejected(py, &b.py_name, r));
+                }
+            }
+        }
         Ok(match self.advance(py, &py.None().into_bound(py))? {
             Step::Yielded(v) => v.into_ptr(),
             Step::Returned(v) if v.is_none(py) => std::ptr::null_mut(),
