@@ -128,7 +128,9 @@ async def test_create_task_and_gather_take_it_as_a_coroutine():
         await asyncio.sleep(0)
         return x
 
-    assert asyncio.iscoroutine(f(1)) or inspect.isawaitable(f(1))
+    c = f(1)
+    assert asyncio.iscoroutine(c) and inspect.isawaitable(c)
+    c.close()
     assert await asyncio.create_task(f(2)) == 2
     assert await asyncio.gather(f(3), f(4)) == [3, 4]
     assert await asyncio.wait_for(f(5), 10) == 5
