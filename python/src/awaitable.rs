@@ -9,18 +9,40 @@
 //! half-open trial permit back); closed or collected before the end, nothing is recorded and the
 //! permit is given back. A rejection (the function not called) raises `CircuitBreakerError` at
 //! the first step, as an `async def` wrapper would, or awaits the fallback's result.
+//!
+//! `GuardedCall` is a type made here with `PyType_FromSpec` rather than a `#[pyclass]`: on
+//! Python 3.10+ it has the `am_send` slot, so `await` steps it (and it steps a native coroutine)
+//! by a C call that returns the value, with no `StopIteration` and no method lookup either way;
+//! every step is a slot, not a method call. (Python 3.9 has no `am_send`: there it is stepped
+//! through `__next__` and steps the coroutine through its `send` method.)
 
 use crate::breaker::Breaker;
 use crate::decorator::bind_method;
 use crate::errors::{raise_rejected, rejected_error};
 use breakerbox::{DefaultClock, OwnedPermit, Rejected};
-use pyo3::exceptions::{PyRuntimeError, PyStopIteration, PyTypeError};
+use pyo3::exceptions::{PyRuntimeError, PyStopIteration, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
-use pyo3::types::{PyDict, PyTuple, PyType};
+use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 use pyo3::{ffi, intern};
+use std::cell::{Cell, UnsafeCell};
+use std::ffi::c_int;
+use std::ptr::null_mut;
 
 static COROUTINE_TYPE: GILOnceCell<Py<PyType>> = GILOnceCell::new();
+/// The `GuardedCall` type, made at import.
+static CALL_TYPE: GILOnceCell<Py<PyType>> = GILOnceCell::new();
+
+/// `am_send`: `PySendResult (*)(PyObject *, PyObject *, PyObject **)` (Python 3.10+).
+type SendFn =
+    unsafe extern "C" fn(*mut ffi::PyObject, *mut ffi::PyObject, *mut *mut ffi::PyObject) -> c_int;
+const PYGEN_RETURN: c_int = 0;
+const PYGEN_ERROR: c_int = -1;
+const PYGEN_NEXT: c_int = 1;
+/// The slot number of `am_send` (not in the 3.9 stable ABI's headers).
+const PY_AM_SEND: c_int = 81;
+/// The native coroutine type's `am_send` (Python 3.10+), read at import.
+static CORO_SEND: GILOnceCell<Option<SendFn>> = GILOnceCell::new();
 
 /// An `async def` function guarded by a breaker (what the decorator returns for one).
 #[pyclass(frozen, dict, module = "breakerbox_rs._breakerbox")]
@@ -34,15 +56,20 @@ pub(crate) struct AsyncGuarded {
 impl AsyncGuarded {
     /// A `GuardedCall`: nothing runs until it is awaited.
     #[pyo3(signature = (*args, **kwargs))]
-    fn __call__(
-        slf: &Bound<'_, Self>,
+    fn __call__<'py>(
+        slf: &Bound<'py, Self>,
         args: Py<PyTuple>,
         kwargs: Option<Py<PyDict>>,
-    ) -> GuardedCall {
-        GuardedCall {
-            guarded: slf.clone().unbind(),
-            stage: Stage::Pending { args, kwargs },
-        }
+    ) -> PyResult<Bound<'py, PyAny>> {
+        new_call(
+            slf.py(),
+            Call {
+                guarded: slf.clone().unbind(),
+                executing: Cell::new(false),
+                result: Cell::new(null_mut()),
+                stage: UnsafeCell::new(Stage::Pending { args, kwargs }),
+            },
+        )
     }
 
     /// Binds like a function, so that decorated methods get `self`.
@@ -55,6 +82,17 @@ impl AsyncGuarded {
     }
 }
 
+/// How the inner coroutine (or awaitable's iterator) is stepped.
+#[derive(Clone, Copy)]
+enum Drive {
+    /// A native coroutine, through its `am_send` slot (Python 3.10+).
+    AmSend(SendFn),
+    /// Its `send` method.
+    SendMethod,
+    /// An iterator without `send`: `__next__` only.
+    NextOnly,
+}
+
 enum Stage {
     /// Created, not yet stepped: nothing taken, nothing called.
     Pending {
@@ -65,19 +103,29 @@ enum Stage {
     /// `None` when `inner` is the fallback's awaitable (nothing to record).
     Running {
         inner: Py<PyAny>,
-        /// `inner` is a native coroutine or has `send` (else only `__next__`).
-        has_send: bool,
+        drive: Drive,
         permit: Option<OwnedPermit<DefaultClock>>,
     },
     /// Finished (returned, raised, closed).
     Done,
 }
 
-/// One call of a guarded `async def` function: await it (once).
-#[pyclass(module = "breakerbox_rs._breakerbox")]
-pub(crate) struct GuardedCall {
+/// The state of one `GuardedCall`.
+struct Call {
     guarded: Py<AsyncGuarded>,
-    stage: Stage,
+    /// Set while the inner coroutine runs: a step from inside it is refused (as a coroutine
+    /// refuses to be resumed while it runs) and the stage is not touched.
+    executing: Cell<bool>,
+    /// Where `am_send` puts its result (set by the slot for its body).
+    result: Cell<*mut *mut ffi::PyObject>,
+    stage: UnsafeCell<Stage>,
+}
+
+/// The Python object: a header and the state.
+#[repr(C)]
+struct CallObject {
+    ob_base: ffi::PyObject,
+    call: Call,
 }
 
 /// Python's own message for a coroutine stepped after it finished.
@@ -85,13 +133,13 @@ fn reused() -> PyErr {
     PyRuntimeError::new_err("cannot reuse already awaited coroutine")
 }
 
-impl GuardedCall {
+impl Call {
     /// Records the end of `inner` (`err` is what its last step raised: `StopIteration` when it
     /// returned) and finishes.
-    fn finish(&mut self, py: Python<'_>, err: PyErr) -> PyErr {
+    fn finish(&self, stage: &mut Stage, py: Python<'_>, err: PyErr) -> PyErr {
         if let Stage::Running {
             permit: Some(p), ..
-        } = std::mem::replace(&mut self.stage, Stage::Done)
+        } = std::mem::replace(stage, Stage::Done)
         {
             if err.is_instance_of::<PyStopIteration>(py) {
                 p.success();
@@ -105,9 +153,8 @@ impl GuardedCall {
 
     /// The first step: take a permit and call the function (or the fallback), leaving the
     /// stage `Running`, or `Done` with what to return or raise.
-    fn start(&mut self, py: Python<'_>) -> PyResult<Started> {
-        let Stage::Pending { args, kwargs } = std::mem::replace(&mut self.stage, Stage::Done)
-        else {
+    fn start(&self, stage: &mut Stage, py: Python<'_>) -> PyResult<Started> {
+        let Stage::Pending { args, kwargs } = std::mem::replace(stage, Stage::Done) else {
             return Err(reused());
         };
         let g = self.guarded.get();
@@ -137,13 +184,21 @@ impl GuardedCall {
                 .map(Bound::unbind)
                 .map_err(PyErr::from)
         })?;
-        let (inner, has_send) = if result.get_type().is(coro_type.bind(py)) {
-            (result, true)
+        let (inner, drive) = if result.get_type().is(coro_type.bind(py)) {
+            let drive = match CORO_SEND.get(py) {
+                Some(Some(f)) => Drive::AmSend(*f),
+                _ => Drive::SendMethod,
+            };
+            (result, drive)
         } else {
             match awaitable_iter(py, &result) {
                 Ok(Some(it)) => {
-                    let has_send = it.hasattr(intern!(py, "send"))?;
-                    (it, has_send)
+                    let drive = if it.hasattr(intern!(py, "send"))? {
+                        Drive::SendMethod
+                    } else {
+                        Drive::NextOnly
+                    };
+                    (it, drive)
                 }
                 // The fallback's plain value: the call's result.
                 Ok(None) if permit.is_none() => return Ok(Started::Value(result.unbind())),
@@ -165,24 +220,50 @@ impl GuardedCall {
                 }
             }
         };
-        self.stage = Stage::Running {
+        *stage = Stage::Running {
             inner: inner.unbind(),
-            has_send,
+            drive,
             permit,
         };
         Ok(Started::Running)
     }
 
     /// One step: `inner.send(value)` (or `next(inner)`).
-    fn step(&mut self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Step> {
-        let (inner, has_send) = match &self.stage {
-            // (`inner` stays alive through the call: the stage changes only through `&mut self`.)
-            Stage::Running {
-                inner, has_send, ..
-            } => (inner.as_ptr(), *has_send),
+    fn step(&self, stage: &mut Stage, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Step> {
+        let (inner, drive) = match &*stage {
+            // (`inner` stays alive through the call: `executing` keeps the stage as it is.)
+            Stage::Running { inner, drive, .. } => (inner.as_ptr(), *drive),
             _ => return Err(reused()),
         };
-        let out = if has_send {
+        if let Drive::AmSend(send) = drive {
+            let mut result = null_mut();
+            // SAFETY: `inner` is a native coroutine and `send` its type's am_send; the GIL is
+            // held; `result` receives a new reference (or NULL on error).
+            let status = unsafe { send(inner, value.as_ptr(), &mut result) };
+            return match status {
+                // SAFETY: a new reference.
+                PYGEN_NEXT => Ok(Step::Yielded(unsafe {
+                    PyObject::from_owned_ptr(py, result)
+                })),
+                PYGEN_RETURN => {
+                    if let Stage::Running {
+                        permit: Some(p), ..
+                    } = std::mem::replace(stage, Stage::Done)
+                    {
+                        p.success();
+                    }
+                    // SAFETY: a new reference.
+                    Ok(Step::Returned(unsafe {
+                        PyObject::from_owned_ptr(py, result)
+                    }))
+                }
+                _ => {
+                    let err = PyErr::fetch(py);
+                    Err(self.finish(stage, py, err))
+                }
+            };
+        }
+        let out = if let Drive::SendMethod = drive {
             // SAFETY: all three are valid objects, the GIL is held, and the argument list ends
             // with NULL; the call returns a new reference or NULL with an exception set.
             unsafe {
@@ -209,7 +290,7 @@ impl GuardedCall {
                 "can't send a value into an awaitable's iterator without `send` ({})",
                 crate::convert::type_name(&inner)
             ));
-            return Err(self.finish(py, e));
+            return Err(self.finish(stage, py, e));
         };
         if !out.is_null() {
             // SAFETY: a new reference.
@@ -221,25 +302,30 @@ impl GuardedCall {
             let value = stop_iteration_value(py)?;
             if let Stage::Running {
                 permit: Some(p), ..
-            } = std::mem::replace(&mut self.stage, Stage::Done)
+            } = std::mem::replace(stage, Stage::Done)
             {
                 p.success();
             }
             return Ok(Step::Returned(value));
         }
         let err = PyErr::fetch(py);
-        Err(self.finish(py, err))
+        Err(self.finish(stage, py, err))
     }
 
     /// `send(value)`: the first step starts the call.
-    fn advance(&mut self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Step> {
-        if let Stage::Pending { .. } = self.stage {
+    fn advance(
+        &self,
+        stage: &mut Stage,
+        py: Python<'_>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<Step> {
+        if let Stage::Pending { .. } = stage {
             if !value.is_none() {
                 return Err(PyTypeError::new_err(
                     "can't send non-None value to a just-started coroutine",
                 ));
             }
-            match self.start(py)? {
+            match self.start(stage, py)? {
                 Started::Running => {}
                 Started::Value(v) => return Ok(Step::Returned(v)),
                 Started::Rejected(r) => {
@@ -248,7 +334,7 @@ impl GuardedCall {
                 }
             }
         }
-        self.step(py, value)
+        self.step(stage, py, value)
     }
 }
 
@@ -332,110 +418,417 @@ fn awaitable_iter<'py>(
     }
 }
 
-#[pymethods]
-impl GuardedCall {
-    fn __await__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
-        slf
-    }
+// ----- the GuardedCall type ------------------------------------------------------------------
 
-    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
-        slf
-    }
-
-    /// One step (what `await` calls): a coroutine returning None ends with NULL and no
-    /// exception, which the interpreter reads as a return of None.
-    fn __next__(&mut self, py: Python<'_>) -> PyResult<*mut ffi::PyObject> {
-        if let Stage::Pending { .. } = self.stage {
-            // (A rejection is raised without building a PyErr: the path to keep short.)
-            match self.start(py)? {
-                Started::Running => {}
-                Started::Value(v) if v.is_none(py) => return Ok(std::ptr::null_mut()),
-                Started::Value(v) => return Ok(set_returned(py, v)),
-                Started::Rejected(r) => {
-                    let b = self.guarded.get().breaker.get();
-                    return Ok(raise_rejected(py, &b.py_name, r));
-                }
-            }
-        }
-        Ok(match self.advance(py, &py.None().into_bound(py))? {
-            Step::Yielded(v) => v.into_ptr(),
-            Step::Returned(v) if v.is_none(py) => std::ptr::null_mut(),
-            Step::Returned(v) => set_returned(py, v),
-        })
-    }
-
-    /// Sends `value` into the guarded coroutine (a coroutine's `send`).
-    fn send(&mut self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<PyObject> {
-        match self.advance(py, value)? {
-            Step::Yielded(v) => Ok(v),
-            Step::Returned(v) if v.is_none(py) => Err(PyStopIteration::new_err(())),
-            Step::Returned(v) => Err(PyStopIteration::new_err((v,))),
+/// Runs a slot's body on the call's state, refusing a step from inside the running coroutine
+/// (as a coroutine refuses to be resumed while it runs). The slots below run in PyO3's slot
+/// trampolines (`pyo3::impl_::trampoline`, what `#[pymethods]` expand to): the GIL marked as
+/// held, an error set as the exception, a panic turned into an exception, never unwound into C.
+///
+/// # Safety
+/// `obj` is a live `GuardedCall`, and the GIL is held.
+unsafe fn with_state<R>(
+    obj: *mut ffi::PyObject,
+    body: impl FnOnce(&Call, &mut Stage) -> PyResult<R>,
+) -> PyResult<R> {
+    struct Reset<'a>(&'a Cell<bool>);
+    impl Drop for Reset<'_> {
+        fn drop(&mut self) {
+            self.0.set(false);
         }
     }
-
-    /// Raises an exception in the guarded coroutine (a coroutine's `throw`): raised here at
-    /// once when it has not started (nothing recorded) or has finished.
-    #[pyo3(signature = (typ, val=None, tb=None))]
-    fn throw(
-        &mut self,
-        py: Python<'_>,
-        typ: Bound<'_, PyAny>,
-        val: Option<Bound<'_, PyAny>>,
-        tb: Option<Bound<'_, PyAny>>,
-    ) -> PyResult<PyObject> {
-        let inner = match &self.stage {
-            Stage::Running { inner, .. } => Some(inner.clone_ref(py)),
-            _ => None,
-        };
-        let Some(inner) = inner else {
-            self.stage = Stage::Done;
-            return Err(exception_from(py, &typ, val.as_ref())?);
-        };
-        let inner = inner.bind(py);
-        let out = match inner.getattr(intern!(py, "throw")) {
-            Ok(throw) => match (val, tb) {
-                (None, None) => throw.call1((typ,)),
-                (val, None) => throw.call1((typ, val)),
-                (val, tb) => throw.call1((typ, val, tb)),
-            },
-            // A plain iterator: the exception ends the call where it is.
-            Err(_) => Err(exception_from(py, &typ, val.as_ref())?),
-        };
-        match out {
-            Ok(v) => Ok(v.unbind()),
-            Err(e) => Err(self.finish(py, e)),
-        }
+    // SAFETY: `obj` is a live CallObject (the caller's promise).
+    let call = unsafe { &(*obj.cast::<CallObject>()).call };
+    if call.executing.get() {
+        return Err(PyValueError::new_err("coroutine already executing"));
     }
+    call.executing.set(true);
+    let _reset = Reset(&call.executing);
+    // SAFETY: `executing` makes this the only reference to the stage until it is reset.
+    body(call, unsafe { &mut *call.stage.get() })
+}
 
-    /// Closes the guarded coroutine: nothing is recorded, the permit is given back.
-    fn close(&mut self, py: Python<'_>) -> PyResult<()> {
-        if let Stage::Running { inner, .. } = std::mem::replace(&mut self.stage, Stage::Done) {
-            let inner = inner.bind(py);
-            if inner.hasattr(intern!(py, "close"))? {
-                inner.call_method0(intern!(py, "close"))?;
-            }
+/// A new `GuardedCall` object holding `call`.
+fn new_call(py: Python<'_>, call: Call) -> PyResult<Bound<'_, PyAny>> {
+    let tp = CALL_TYPE
+        .get(py)
+        .ok_or_else(|| PyRuntimeError::new_err("breakerbox's GuardedCall type is not ready"))?;
+    // SAFETY: the GIL is held; tp_alloc of a heap type returns a zeroed object of its
+    // basicsize (a CallObject) with one reference, or NULL with an exception set; the state is
+    // written into it before anything else sees it.
+    unsafe {
+        let obj = ffi::PyType_GenericAlloc(tp.as_ptr().cast(), 0);
+        if obj.is_null() {
+            return Err(PyErr::fetch(py));
         }
-        Ok(())
-    }
-
-    fn __repr__(&self, py: Python<'_>) -> String {
-        let stage = match self.stage {
-            Stage::Pending { .. } => "pending",
-            Stage::Running { .. } => "running",
-            Stage::Done => "done",
-        };
-        let name = self
-            .guarded
-            .get()
-            .breaker
-            .get()
-            .py_name
-            .bind(py)
-            .to_string();
-        format!("<breakerbox GuardedCall breaker={name:?} {stage}>")
+        std::ptr::addr_of_mut!((*obj.cast::<CallObject>()).call).write(call);
+        Ok(Bound::from_owned_ptr(py, obj))
     }
 }
 
+/// One step as `await` takes it (Python 3.10+): no exception for a return.
+unsafe extern "C" fn call_am_send(
+    obj: *mut ffi::PyObject,
+    arg: *mut ffi::PyObject,
+    presult: *mut *mut ffi::PyObject,
+) -> c_int {
+    // SAFETY: called by the interpreter with a live GuardedCall, an argument and a result slot
+    // (handed to the body through the object: the trampoline takes a plain function).
+    unsafe {
+        *presult = null_mut();
+        (*obj.cast::<CallObject>()).call.result.set(presult);
+        pyo3::impl_::trampoline::objobjproc(obj, arg, am_send_body)
+    }
+}
+
+unsafe fn am_send_body(
+    py: Python<'_>,
+    obj: *mut ffi::PyObject,
+    arg: *mut ffi::PyObject,
+) -> PyResult<c_int> {
+    // SAFETY: see `call_am_send`.
+    unsafe {
+        with_state(obj, |call, stage| {
+            let presult = call.result.get();
+            let value = Bound::from_borrowed_ptr(py, arg);
+            if let Stage::Pending { .. } = stage {
+                if value.is_none() {
+                    match call.start(stage, py)? {
+                        Started::Running => {}
+                        Started::Value(v) => {
+                            *presult = v.into_ptr();
+                            return Ok(PYGEN_RETURN);
+                        }
+                        Started::Rejected(r) => {
+                            // (Raised without a PyErr: a rejection is the path to keep short.)
+                            let b = call.guarded.get().breaker.get();
+                            raise_rejected(py, &b.py_name, r);
+                            return Ok(PYGEN_ERROR);
+                        }
+                    }
+                }
+            }
+            Ok(match call.advance(stage, py, &value)? {
+                Step::Yielded(v) => {
+                    *presult = v.into_ptr();
+                    PYGEN_NEXT
+                }
+                Step::Returned(v) => {
+                    *presult = v.into_ptr();
+                    PYGEN_RETURN
+                }
+            })
+        })
+    }
+}
+
+/// `__next__` (how Python 3.9 awaits it): a return of None ends with NULL and no exception.
+unsafe extern "C" fn call_iternext(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: called by the interpreter with a live GuardedCall.
+    unsafe { pyo3::impl_::trampoline::iternextfunc(obj, iternext_body) }
+}
+
+unsafe fn iternext_body(py: Python<'_>, obj: *mut ffi::PyObject) -> PyResult<*mut ffi::PyObject> {
+    // SAFETY: see `call_iternext`.
+    unsafe {
+        with_state(obj, |call, stage| {
+            if let Stage::Pending { .. } = stage {
+                match call.start(stage, py)? {
+                    Started::Running => {}
+                    Started::Value(v) if v.is_none(py) => return Ok(null_mut()),
+                    Started::Value(v) => return Ok(set_returned(py, v)),
+                    Started::Rejected(r) => {
+                        let b = call.guarded.get().breaker.get();
+                        return Ok(raise_rejected(py, &b.py_name, r));
+                    }
+                }
+            }
+            let none = py.None().into_bound(py);
+            Ok(match call.advance(stage, py, &none)? {
+                Step::Yielded(v) => v.into_ptr(),
+                Step::Returned(v) if v.is_none(py) => null_mut(),
+                Step::Returned(v) => set_returned(py, v),
+            })
+        })
+    }
+}
+
+/// `send(value)`: a coroutine's.
+unsafe extern "C" fn call_send(
+    obj: *mut ffi::PyObject,
+    arg: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: METH_O: a live GuardedCall and one argument.
+    unsafe { pyo3::impl_::trampoline::binaryfunc(obj, arg, send_body) }
+}
+
+unsafe fn send_body(
+    py: Python<'_>,
+    obj: *mut ffi::PyObject,
+    arg: *mut ffi::PyObject,
+) -> PyResult<*mut ffi::PyObject> {
+    // SAFETY: see `call_send`.
+    unsafe {
+        with_state(obj, |call, stage| {
+            let value = Bound::from_borrowed_ptr(py, arg);
+            Ok(match call.advance(stage, py, &value)? {
+                Step::Yielded(v) => v.into_ptr(),
+                Step::Returned(v) if v.is_none(py) => {
+                    ffi::PyErr_SetNone(ffi::PyExc_StopIteration);
+                    null_mut()
+                }
+                Step::Returned(v) => set_returned(py, v),
+            })
+        })
+    }
+}
+
+/// `throw(typ, val=None, tb=None)`: raises an exception in the guarded coroutine; raised here
+/// at once when it has not started (nothing recorded) or has finished.
+unsafe extern "C" fn call_throw(
+    obj: *mut ffi::PyObject,
+    args: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: METH_VARARGS: a live GuardedCall and a tuple.
+    unsafe { pyo3::impl_::trampoline::binaryfunc(obj, args, throw_body) }
+}
+
+unsafe fn throw_body(
+    py: Python<'_>,
+    obj: *mut ffi::PyObject,
+    args: *mut ffi::PyObject,
+) -> PyResult<*mut ffi::PyObject> {
+    // SAFETY: see `call_throw`.
+    unsafe {
+        with_state(obj, |call, stage| {
+            let args = Bound::from_borrowed_ptr(py, args).downcast_into::<PyTuple>()?;
+            if args.is_empty() || args.len() > 3 {
+                return Err(PyTypeError::new_err(format!(
+                    "throw expected 1 to 3 arguments, got {}",
+                    args.len()
+                )));
+            }
+            let typ = args.get_item(0)?;
+            let val = args.get_item(1).ok().filter(|v| !v.is_none());
+            let inner = match &*stage {
+                Stage::Running { inner, .. } => Some(inner.clone_ref(py)),
+                _ => None,
+            };
+            let Some(inner) = inner else {
+                *stage = Stage::Done;
+                return Err(exception_from(py, &typ, val.as_ref())?);
+            };
+            let inner = inner.bind(py);
+            let out = match inner.getattr(intern!(py, "throw")) {
+                Ok(throw) => throw.call1(args),
+                // A plain iterator: the exception ends the call where it is.
+                Err(_) => Err(exception_from(py, &typ, val.as_ref())?),
+            };
+            match out {
+                Ok(v) => Ok(v.into_ptr()),
+                Err(e) => Err(call.finish(stage, py, e)),
+            }
+        })
+    }
+}
+
+/// `close()`: closes the guarded coroutine; nothing is recorded, the permit is given back.
+unsafe extern "C" fn call_close(
+    obj: *mut ffi::PyObject,
+    args: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: METH_NOARGS: a live GuardedCall.
+    unsafe { pyo3::impl_::trampoline::noargs(obj, args, close_body) }
+}
+
+unsafe fn close_body(py: Python<'_>, obj: *mut ffi::PyObject) -> PyResult<*mut ffi::PyObject> {
+    // SAFETY: see `call_close`.
+    unsafe {
+        with_state(obj, |_call, stage| {
+            if let Stage::Running { inner, .. } = std::mem::replace(stage, Stage::Done) {
+                let inner = inner.bind(py);
+                if inner.hasattr(intern!(py, "close"))? {
+                    inner.call_method0(intern!(py, "close"))?;
+                }
+            }
+            Ok(py.None().into_ptr())
+        })
+    }
+}
+
+/// `__await__` and `__iter__`: itself.
+unsafe extern "C" fn call_self(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: a live object.
+    unsafe { ffi::Py_IncRef(obj) };
+    obj
+}
+
+unsafe extern "C" fn call_repr(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: a live GuardedCall.
+    unsafe { pyo3::impl_::trampoline::reprfunc(obj, repr_body) }
+}
+
+unsafe fn repr_body(py: Python<'_>, obj: *mut ffi::PyObject) -> PyResult<*mut ffi::PyObject> {
+    // SAFETY: a live GuardedCall; the state is only read, and not while a step runs.
+    let call = unsafe { &(*obj.cast::<CallObject>()).call };
+    let stage = if call.executing.get() {
+        "running"
+    } else {
+        match unsafe { &*call.stage.get() } {
+            Stage::Pending { .. } => "pending",
+            Stage::Running { .. } => "suspended",
+            Stage::Done => "done",
+        }
+    };
+    let name = call
+        .guarded
+        .get()
+        .breaker
+        .get()
+        .py_name
+        .bind(py)
+        .to_string();
+    let s = format!("<breakerbox GuardedCall breaker={name:?} {stage}>");
+    Ok(PyString::new(py, &s).into_ptr())
+}
+
+/// Drops the state (an unreported permit gives its trial slot back; the coroutine is released)
+/// and frees the object.
+unsafe extern "C" fn call_dealloc(obj: *mut ffi::PyObject) {
+    // SAFETY: the last reference to a GuardedCall is gone (a trampoline for the GIL's
+    // bookkeeping: the state's references are released at once).
+    unsafe {
+        pyo3::impl_::trampoline::inquiry(obj, dealloc_body);
+    }
+}
+
+unsafe fn dealloc_body(_py: Python<'_>, obj: *mut ffi::PyObject) -> PyResult<c_int> {
+    // SAFETY: the state is dropped once, then the memory freed with the type's tp_free, and the
+    // reference the object held on its (heap) type released.
+    unsafe {
+        std::ptr::drop_in_place(std::ptr::addr_of_mut!((*obj.cast::<CallObject>()).call));
+        let tp = ffi::Py_TYPE(obj);
+        let free = ffi::PyType_GetSlot(tp, ffi::Py_tp_free);
+        if free.is_null() {
+            ffi::PyObject_Free(obj.cast());
+        } else {
+            let free: ffi::freefunc = std::mem::transmute(free);
+            free(obj.cast());
+        }
+        ffi::Py_DecRef(tp.cast());
+    }
+    Ok(0)
+}
+
+/// Makes the `GuardedCall` type (with `am_send` on Python 3.10+) and adds it to the module.
+pub(crate) fn add_call_type(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    let coro_type = COROUTINE_TYPE.get_or_try_init(py, || {
+        py.import("types")?
+            .getattr("CoroutineType")?
+            .downcast_into::<PyType>()
+            .map(Bound::unbind)
+            .map_err(PyErr::from)
+    })?;
+    let has_am_send = py.version_info() >= (3, 10);
+    let coro_send = if has_am_send {
+        // SAFETY: the GIL is held; on 3.10+ PyType_GetSlot accepts static types; the slot, when
+        // set, is an am_send function.
+        unsafe {
+            let f = ffi::PyType_GetSlot(coro_type.as_ptr().cast(), PY_AM_SEND);
+            (!f.is_null()).then(|| std::mem::transmute::<*mut std::ffi::c_void, SendFn>(f))
+        }
+    } else {
+        None
+    };
+    let _ = CORO_SEND.set(py, coro_send);
+
+    // Leaked once per process: the type keeps pointers to them.
+    let methods: &'static mut [ffi::PyMethodDef] = Box::leak(Box::new([
+        ffi::PyMethodDef {
+            ml_name: c"send".as_ptr(),
+            ml_meth: ffi::PyMethodDefPointer {
+                PyCFunction: call_send,
+            },
+            ml_flags: ffi::METH_O,
+            ml_doc: c"send(value): sends a value into the guarded coroutine.".as_ptr(),
+        },
+        ffi::PyMethodDef {
+            ml_name: c"throw".as_ptr(),
+            ml_meth: ffi::PyMethodDefPointer {
+                PyCFunction: call_throw,
+            },
+            ml_flags: ffi::METH_VARARGS,
+            ml_doc: c"throw(typ[, val[, tb]]): raises an exception in the guarded coroutine."
+                .as_ptr(),
+        },
+        ffi::PyMethodDef {
+            ml_name: c"close".as_ptr(),
+            ml_meth: ffi::PyMethodDefPointer {
+                PyCFunction: call_close,
+            },
+            ml_flags: ffi::METH_NOARGS,
+            ml_doc: c"close(): closes the guarded coroutine; nothing is recorded.".as_ptr(),
+        },
+        ffi::PyMethodDef::zeroed(),
+    ]));
+    let mut slots = vec![
+        ffi::PyType_Slot {
+            slot: ffi::Py_tp_dealloc,
+            pfunc: call_dealloc as *mut _,
+        },
+        ffi::PyType_Slot {
+            slot: ffi::Py_am_await,
+            pfunc: call_self as *mut _,
+        },
+        ffi::PyType_Slot {
+            slot: ffi::Py_tp_iter,
+            pfunc: call_self as *mut _,
+        },
+        ffi::PyType_Slot {
+            slot: ffi::Py_tp_iternext,
+            pfunc: call_iternext as *mut _,
+        },
+        ffi::PyType_Slot {
+            slot: ffi::Py_tp_repr,
+            pfunc: call_repr as *mut _,
+        },
+        ffi::PyType_Slot {
+            slot: ffi::Py_tp_methods,
+            pfunc: methods.as_mut_ptr().cast(),
+        },
+        ffi::PyType_Slot {
+            slot: ffi::Py_tp_doc,
+            pfunc: c"One call of a guarded async def function: await it once.".as_ptr() as *mut _,
+        },
+    ];
+    if has_am_send {
+        slots.push(ffi::PyType_Slot {
+            slot: PY_AM_SEND,
+            pfunc: call_am_send as *mut _,
+        });
+    }
+    slots.push(ffi::PyType_Slot {
+        slot: 0,
+        pfunc: null_mut(),
+    });
+    let slots: &'static mut [ffi::PyType_Slot] = Box::leak(slots.into_boxed_slice());
+    let spec: &'static mut ffi::PyType_Spec = Box::leak(Box::new(ffi::PyType_Spec {
+        name: c"breakerbox_rs._breakerbox.GuardedCall".as_ptr(),
+        basicsize: c_int::try_from(std::mem::size_of::<CallObject>())
+            .map_err(|_| PyRuntimeError::new_err("GuardedCall is too large"))?,
+        itemsize: 0,
+        flags: ffi::Py_TPFLAGS_DEFAULT as _,
+        slots: slots.as_mut_ptr(),
+    }));
+    // SAFETY: the GIL is held; the spec and everything it points to live for the process.
+    let tp = unsafe {
+        Bound::from_owned_ptr_or_err(py, ffi::PyType_FromSpec(spec))?.downcast_into::<PyType>()?
+    };
+    m.add("GuardedCall", &tp)?;
+    let _ = CALL_TYPE.set(py, tp.unbind());
+    Ok(())
+}
 /// The exception `throw(typ, val)` raises: `typ` itself when it is an exception instance,
 /// else `typ(val)` / `typ()`.
 fn exception_from(

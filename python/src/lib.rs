@@ -18,7 +18,7 @@ mod metrics;
 mod permit;
 mod registry;
 
-use awaitable::{AsyncGuarded, GuardedCall};
+use awaitable::AsyncGuarded;
 use breaker::Breaker;
 use breakerbox::State;
 use decorator::Guarded;
@@ -39,7 +39,7 @@ fn _breakerbox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Breaker>()?;
     m.add_class::<Guarded>()?;
     m.add_class::<AsyncGuarded>()?;
-    m.add_class::<GuardedCall>()?;
+    awaitable::add_call_type(m)?;
     m.add_class::<Permit>()?;
     m.add_class::<Registry>()?;
     add_states(m)?;
