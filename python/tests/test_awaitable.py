@@ -333,3 +333,71 @@ async def test_user_code_raising_leaves_the_breaker_usable():
         return 2
 
     assert await ok() == 2 and b.state == "closed"
+
+
+def drive_with_next(c):
+    """Steps it as ``await`` does on Python 3.9 (``__next__`` while the value sent is None)."""
+    yielded = []
+    try:
+        while True:
+            yielded.append(next(c))
+    except StopIteration as stop:
+        return yielded, stop.value
+
+
+def test_stepped_with_next_as_on_python_3_9():
+    b = CircuitBreaker(failure_threshold=5)
+
+    @types.coroutine
+    def suspend():
+        yield "y"
+
+    @b
+    async def f(v):
+        await suspend()
+        return v
+
+    assert drive_with_next(f(None)) == (["y"], None)
+    assert drive_with_next(f(5)) == (["y"], 5)
+    assert drive_with_next(f((1, 2))) == (["y"], (1, 2))
+    assert counts(b)[0] == 3
+
+    @b
+    async def bad():
+        await suspend()
+        raise Down()
+
+    with pytest.raises(Down):
+        drive_with_next(bad())
+    assert counts(b)[:2] == (3, 1)
+    b.force_open()
+    with pytest.raises(CircuitBreakerError):
+        next(f(1))
+
+
+async def test_awaitables_that_are_not_coroutines():
+    b = CircuitBreaker(failure_threshold=5)
+
+    class Plain:
+        """An awaitable whose iterator has no send()."""
+
+        def __init__(self, value):
+            self.value = value
+
+        def __await__(self):
+            return iter(())  # returns None at once: the value is not carried
+
+    def returns_future(v):
+        fut = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(fut.set_result, v)
+        return fut
+
+    def returns_plain(v):
+        return Plain(v)
+
+    # (Functions returning awaitables, guarded through the native call directly.)
+    fut_g = b._core.wrap_async(returns_future)
+    plain_g = b._core.wrap_async(returns_plain)
+    assert await fut_g(7) == 7  # a Future's iterator: driven with send()
+    assert await plain_g(8) is None  # a plain iterator: driven with __next__
+    assert counts(b)[0] == 2
