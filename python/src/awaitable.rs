@@ -453,9 +453,10 @@ fn new_call(py: Python<'_>, call: Call) -> PyResult<Bound<'_, PyAny>> {
     let tp = CALL_TYPE
         .get(py)
         .ok_or_else(|| PyRuntimeError::new_err("breakerbox's GuardedCall type is not ready"))?;
-    // SAFETY: the GIL is held; tp_alloc of a heap type returns a zeroed object of its
-    // basicsize (a CallObject) with one reference, or NULL with an exception set; the state is
-    // written into it before anything else sees it.
+    // SAFETY: the GIL is held; PyType_GenericAlloc returns a zeroed object of the type's
+    // basicsize (a CallObject) with one reference, tracked by the collector, or NULL with an
+    // exception set. The state is written before the collector can look at it: nothing runs in
+    // between (it cannot collect before this returns).
     unsafe {
         let obj = ffi::PyType_GenericAlloc(tp.as_ptr().cast(), 0);
         if obj.is_null() {
@@ -698,6 +699,7 @@ unsafe extern "C" fn call_dealloc(obj: *mut ffi::PyObject) {
     // SAFETY: the last reference to a GuardedCall is gone (a trampoline for the GIL's
     // bookkeeping: the state's references are released at once).
     unsafe {
+        ffi::PyObject_GC_UnTrack(obj.cast());
         pyo3::impl_::trampoline::inquiry(obj, dealloc_body);
     }
 }
@@ -710,12 +712,68 @@ unsafe fn dealloc_body(_py: Python<'_>, obj: *mut ffi::PyObject) -> PyResult<c_i
         let tp = ffi::Py_TYPE(obj);
         let free = ffi::PyType_GetSlot(tp, ffi::Py_tp_free);
         if free.is_null() {
-            ffi::PyObject_Free(obj.cast());
+            ffi::PyObject_GC_Del(obj.cast());
         } else {
             let free: ffi::freefunc = std::mem::transmute(free);
             free(obj.cast());
         }
         ffi::Py_DecRef(tp.cast());
+    }
+    Ok(0)
+}
+
+/// The garbage collector's view: the references the call holds (a cycle through a suspended
+/// call, such as a task whose coroutine refers to the task, is collected). While a step runs,
+/// nothing is reported (the collector then keeps what it cannot account for).
+unsafe extern "C" fn call_traverse(
+    obj: *mut ffi::PyObject,
+    visit: ffi::visitproc,
+    arg: *mut std::ffi::c_void,
+) -> c_int {
+    // SAFETY: a live GuardedCall; the state is only read, and not while a step runs; `visit`
+    // is called on live objects.
+    unsafe {
+        let call = &(*obj.cast::<CallObject>()).call;
+        // (A heap type's instances report their type too.)
+        let mut refs: [*mut ffi::PyObject; 5] = [null_mut(); 5];
+        refs[0] = call.guarded.as_ptr();
+        refs[4] = ffi::Py_TYPE(obj).cast();
+        if !call.executing.get() {
+            match &*call.stage.get() {
+                Stage::Pending { args, kwargs } => {
+                    refs[1] = args.as_ptr();
+                    refs[2] = kwargs.as_ref().map_or(null_mut(), |k| k.as_ptr());
+                }
+                Stage::Running { inner, .. } => refs[1] = inner.as_ptr(),
+                Stage::Done => {}
+            }
+        }
+        for r in refs {
+            if !r.is_null() {
+                let rc = visit(r, arg);
+                if rc != 0 {
+                    return rc;
+                }
+            }
+        }
+    }
+    0
+}
+
+/// Breaks a cycle: the call ends as if closed (nothing recorded, the permit given back).
+unsafe extern "C" fn call_clear(obj: *mut ffi::PyObject) -> c_int {
+    // SAFETY: a live GuardedCall, with the GIL held.
+    unsafe { pyo3::impl_::trampoline::inquiry(obj, clear_body) }
+}
+
+unsafe fn clear_body(_py: Python<'_>, obj: *mut ffi::PyObject) -> PyResult<c_int> {
+    // SAFETY: a live GuardedCall; the stage is not touched while a step runs.
+    unsafe {
+        let call = &(*obj.cast::<CallObject>()).call;
+        if !call.executing.get() {
+            let old = std::mem::replace(&mut *call.stage.get(), Stage::Done);
+            drop(old);
+        }
     }
     Ok(0)
 }
@@ -790,6 +848,14 @@ pub(crate) fn add_call_type(m: &Bound<'_, PyModule>) -> PyResult<()> {
             pfunc: call_iternext as *mut _,
         },
         ffi::PyType_Slot {
+            slot: ffi::Py_tp_traverse,
+            pfunc: call_traverse as *mut _,
+        },
+        ffi::PyType_Slot {
+            slot: ffi::Py_tp_clear,
+            pfunc: call_clear as *mut _,
+        },
+        ffi::PyType_Slot {
             slot: ffi::Py_tp_repr,
             pfunc: call_repr as *mut _,
         },
@@ -818,7 +884,7 @@ pub(crate) fn add_call_type(m: &Bound<'_, PyModule>) -> PyResult<()> {
         basicsize: c_int::try_from(std::mem::size_of::<CallObject>())
             .map_err(|_| PyRuntimeError::new_err("GuardedCall is too large"))?,
         itemsize: 0,
-        flags: ffi::Py_TPFLAGS_DEFAULT as _,
+        flags: (ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_HAVE_GC) as _,
         slots: slots.as_mut_ptr(),
     }));
     // SAFETY: the GIL is held; the spec and everything it points to live for the process.

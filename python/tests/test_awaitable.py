@@ -401,3 +401,32 @@ async def test_awaitables_that_are_not_coroutines():
     assert await fut_g(7) == 7  # a Future's iterator: driven with send()
     assert await plain_g(8) is None  # a plain iterator: driven with __next__
     assert counts(b)[0] == 2
+
+
+def test_a_cycle_through_a_suspended_call_is_collected():
+    import weakref
+
+    b = half_open()
+
+    @types.coroutine
+    def suspend():
+        yield
+
+    class Holder:
+        pass
+
+    @b
+    async def f(h):
+        await suspend()
+
+    h = Holder()
+    c = f(h)
+    h.call = c  # c -> its arguments -> h -> c
+    c.send(None)  # and c -> the coroutine -> its frame -> h -> c
+    assert counts(b)[3] == 1
+    ref = weakref.ref(h)
+    del c, h
+    gc.collect()
+    assert ref() is None
+    assert counts(b)[3] == 0  # the permit was given back
+    assert b.state == HALF_OPEN
