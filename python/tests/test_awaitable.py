@@ -291,6 +291,13 @@ async def test_looks_like_an_async_def_function():
     assert await cl.get(1) == (cl, 1)
     assert inspect.iscoroutinefunction(cl.get)
 
+    # A coroutine function that is not a function (a partial): asyncio still sees it.
+    import functools
+
+    p = b(functools.partial(original, 1))
+    assert asyncio.iscoroutinefunction(p)
+    assert await p(c=0) == 3
+
 
 async def test_a_non_awaitable_result_is_a_failure():
     b = CircuitBreaker(failure_threshold=1)
