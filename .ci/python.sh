@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Python package (python/): format and lint its Rust crate (outside the cargo workspace),
 # build the abi3 wheel with maturin into a venv made from PyPI packages, run the pytest suite,
-# run the test suites of pybreaker, circuitbreaker and aiobreaker (their sdists, from PyPI)
-# against the drop-in modules, and run the benchmark against them with a small count.
+# run the test suites of pybreaker (vendored in python/tests/peers/vendor/), circuitbreaker and
+# aiobreaker (their sdists, from PyPI) against the drop-in modules, and run the benchmark
+# against them with a small count.
 #
 #   bash .ci/python.sh            # venv in target/py-venv (BREAKERBOX_VENV to change)
 set -euo pipefail

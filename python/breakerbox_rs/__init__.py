@@ -73,6 +73,9 @@ _ALIASES = {
     "success_threshold": "half_open_successes",  # pybreaker
 }
 
+_markcoroutinefunction = getattr(inspect, "markcoroutinefunction", None)  # Python 3.12+
+_asyncio_marker = getattr(getattr(asyncio, "coroutines", None), "_is_coroutine", None)
+
 # Permits taken by `with breaker:` / `async with breaker:`, per thread and per asyncio task.
 _held: contextvars.ContextVar = contextvars.ContextVar("breakerbox_held", default=())
 
@@ -355,6 +358,24 @@ class CircuitBreaker:
         return guarded
 
     def _decorate_async(self, func: Callable[..., Any], fallback: Any) -> Callable[..., Any]:
+        if self._call_timeout is None:
+            # The native awaitable: no Python coroutine or frame of its own per call.
+            guarded = self._core.wrap_async(func, fallback)
+            functools.update_wrapper(guarded, func)
+            # What makes inspect.iscoroutinefunction() (and frameworks that ask it) see an
+            # `async def` function: a function-like object with a coroutine's code, or (3.12+)
+            # the marker; asyncio.iscoroutinefunction() also takes asyncio's own marker.
+            if hasattr(func, "__code__"):
+                for attr in ("__code__", "__defaults__", "__kwdefaults__"):
+                    setattr(guarded, attr, getattr(func, attr, None))
+                if getattr(guarded, "__annotations__", None) is None:
+                    guarded.__annotations__ = {}
+            if _markcoroutinefunction is not None:
+                _markcoroutinefunction(guarded)
+            if _asyncio_marker is not None:
+                guarded._is_coroutine = _asyncio_marker
+            guarded.breaker = self
+            return guarded
         acquire = self._core.acquire
         try_acquire = self._core.try_acquire
         timeout = self._call_timeout

@@ -1,5 +1,6 @@
 //! The `Breaker` class: the core `CircuitBreaker` plus the exception classification.
 
+use crate::awaitable::AsyncGuarded;
 use crate::classify::{outcome_str, Classify};
 use crate::clock::{clock_arg, PyClock};
 use crate::config::{config_dict, parse_config};
@@ -130,6 +131,29 @@ impl Breaker {
             return Err(PyTypeError::new_err("`func` must be callable"));
         }
         Ok(Guarded {
+            breaker: slf.clone().unbind(),
+            func: func.unbind(),
+            fallback: fallback.map(Bound::unbind),
+        })
+    }
+
+    /// An `async def` function guarded by the breaker: each call returns an awaitable that
+    /// takes a permit when first stepped, drives `func`'s coroutine and records its outcome;
+    /// `fallback`, when given, is called (and its result awaited when awaitable) instead of
+    /// raising `CircuitBreakerError`.
+    #[pyo3(signature = (func, fallback=None))]
+    fn wrap_async(
+        slf: &Bound<'_, Self>,
+        func: Bound<'_, PyAny>,
+        fallback: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<AsyncGuarded> {
+        if !func.is_callable() {
+            return Err(PyTypeError::new_err("`func` must be callable"));
+        }
+        if fallback.as_ref().is_some_and(|f| !f.is_callable()) {
+            return Err(PyTypeError::new_err("`fallback` must be callable"));
+        }
+        Ok(AsyncGuarded {
             breaker: slf.clone().unbind(),
             func: func.unbind(),
             fallback: fallback.map(Bound::unbind),

@@ -41,16 +41,24 @@ impl Guarded {
         obj: Option<Bound<'py, PyAny>>,
         _owner: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
-        match obj {
-            None => Ok(slf.clone().into_any()),
-            Some(o) if o.is_none() => Ok(slf.clone().into_any()),
-            Some(o) => {
-                let mt = METHOD_TYPE.get_or_try_init(py, || {
-                    py.import("types")?.getattr("MethodType").map(Bound::unbind)
-                })?;
-                mt.bind(py).call1((slf, o))
-            }
+        bind_method(slf.as_any(), obj)
+    }
+}
+
+/// `types.MethodType(f, obj)`, or `f` itself when there is no instance to bind.
+pub(crate) fn bind_method<'py>(
+    f: &Bound<'py, PyAny>,
+    obj: Option<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = f.py();
+    match obj {
+        None => Ok(f.clone()),
+        Some(o) if o.is_none() => Ok(f.clone()),
+        Some(o) => {
+            let mt = METHOD_TYPE.get_or_try_init(py, || {
+                py.import("types")?.getattr("MethodType").map(Bound::unbind)
+            })?;
+            mt.bind(py).call1((f, o))
         }
     }
 }

@@ -6,6 +6,7 @@
 //! event callback); errors raised by an event callback are reported as unraisable and never
 //! unwind into the core.
 
+mod awaitable;
 mod breaker;
 mod classify;
 mod clock;
@@ -19,6 +20,7 @@ mod metrics;
 mod permit;
 mod registry;
 
+use awaitable::AsyncGuarded;
 use breaker::Breaker;
 use breakerbox::State;
 use decorator::Guarded;
@@ -38,6 +40,8 @@ fn add_states(m: &Bound<'_, PyModule>) -> PyResult<()> {
 fn _breakerbox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Breaker>()?;
     m.add_class::<Guarded>()?;
+    m.add_class::<AsyncGuarded>()?;
+    awaitable::add_call_type(m)?;
     m.add_class::<Permit>()?;
     m.add_class::<Registry>()?;
     m.add_class::<clock::ManualClock>()?;

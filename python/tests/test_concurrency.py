@@ -211,3 +211,62 @@ def test_threads_getting_one_new_name_share_one_breaker():
     assert r.names() == ["shared"]
     got[0].acquire().failure()
     assert r.get("shared").state == OPEN
+
+
+def test_event_loops_in_threads_share_a_breaker_through_the_native_awaitable():
+    """Four threads, each with its own event loop, drive guarded calls through one half-open
+    breaker: some succeed, some fail, some are cancelled while suspended, some are closed
+    unfinished. Every permit comes back and nothing but the expected exceptions escapes."""
+    import random
+
+    b = CircuitBreaker(
+        failure_threshold=1_000_000, open_wait=0, half_open_permits=CAP, half_open_successes=60000
+    )
+    b.transition_to_half_open()
+    errors = []
+
+    class Down(Exception):
+        pass
+
+    @b
+    async def call(kind):
+        await asyncio.sleep(0)
+        if kind == "fail":
+            raise Down()
+        if kind == "hang":
+            await asyncio.sleep(3600)
+        return kind
+
+    async def one_loop(seed):
+        rng = random.Random(seed)
+        for _ in range(40):
+            kinds = [rng.choice(["ok", "fail", "hang"]) for _ in range(8)]
+            tasks = [asyncio.ensure_future(call(k)) for k in kinds]
+            await asyncio.sleep(0)
+            for t, k in zip(tasks, kinds):
+                if k == "hang" or rng.random() < 0.2:
+                    t.cancel()
+            for r in await asyncio.gather(*tasks, return_exceptions=True):
+                if not isinstance(r, (str, Down, CircuitBreakerError, asyncio.CancelledError)):
+                    errors.append(r)
+            c = call("hang")  # stepped once, then closed unfinished
+            try:
+                c.send(None)
+            except CircuitBreakerError:
+                pass
+            c.close()
+
+    def run(seed):
+        try:
+            asyncio.run(one_loop(seed))
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert b.metrics()["half_open_in_flight"] == 0
+    assert b.state in (HALF_OPEN, OPEN)  # (a failed trial re-opens; open_wait=0)
