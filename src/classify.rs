@@ -350,6 +350,7 @@ impl Classification {
 
     /// [`classify_http`](Self::classify_http) for a transport error of any type (the tower
     /// layer's inner error): its chain is known for the shapes listed at [`Rule::io`].
+    #[cfg(feature = "tower")]
     pub(crate) fn classify_http_any<E: 'static>(
         &self,
         status: Option<u16>,

@@ -152,7 +152,8 @@ class CircuitBreaker:
       (the default, at the next backoff step) or ``"closed"``.
     - ``expected_exception``: exception type(s) that are failures (``Exception``), or a
       callable ``exc -> bool``; ``exclude``: exception type(s) that record nothing (a class,
-      or a tuple or list of them).
+      or a tuple or list of them); ``trip_on``: exception type(s) that are failures and open
+      the breaker at once (checked after ``exclude``, before ``expected_exception``).
     - ``fallback``: called with the call's arguments instead of raising
       ``CircuitBreakerError`` when the decorator's call is rejected.
     - ``call_timeout``: for ``async def`` functions, a call running longer is cancelled and
@@ -176,6 +177,7 @@ class CircuitBreaker:
         *,
         expected_exception: Any = None,
         exclude: Any = None,
+        trip_on: Any = None,
         fallback: Optional[Callable[..., Any]] = None,
         call_timeout: Optional[float] = None,
         **settings: Any,
@@ -183,7 +185,7 @@ class CircuitBreaker:
         core = _core_settings(settings)
         try:
             native = _breakerbox.Breaker(
-                expected_exception=expected_exception, exclude=exclude, **core
+                expected_exception=expected_exception, exclude=exclude, trip_on=trip_on, **core
             )
         except ConfigError as e:
             raise _renamed(e, settings) from None
@@ -532,6 +534,7 @@ class Registry:
         capacity_limit: Optional[int] = None,
         expected_exception: Any = None,
         exclude: Any = None,
+        trip_on: Any = None,
         fallback: Optional[Callable[..., Any]] = None,
         call_timeout: Optional[float] = None,
         **settings: Any,
@@ -540,7 +543,7 @@ class Registry:
             self._native = _breakerbox.Registry(capacity_limit=capacity_limit, **_core_settings(settings))
         except ConfigError as e:
             raise _renamed(e, settings) from None
-        self._default = (expected_exception, exclude, fallback, _check_timeout(call_timeout))
+        self._default = (expected_exception, exclude, trip_on, fallback, _check_timeout(call_timeout))
         self._per_name: Dict[str, Any] = {}
         self._breakers: Dict[str, CircuitBreaker] = {}
         self._lock = threading.Lock()
@@ -551,6 +554,7 @@ class Registry:
         *,
         expected_exception: Any = None,
         exclude: Any = None,
+        trip_on: Any = None,
         fallback: Optional[Callable[..., Any]] = None,
         call_timeout: Optional[float] = None,
         **settings: Any,
@@ -560,7 +564,7 @@ class Registry:
             self._native.configure(name, **_core_settings(settings))
         except ConfigError as e:
             raise _renamed(e, settings) from None
-        self._per_name[name] = (expected_exception, exclude, fallback, _check_timeout(call_timeout))
+        self._per_name[name] = (expected_exception, exclude, trip_on, fallback, _check_timeout(call_timeout))
 
     def get(self, name: str) -> CircuitBreaker:
         """The breaker ``name``, created on first use; every caller gets the same one."""
@@ -570,8 +574,8 @@ class Registry:
         with self._lock:
             b = self._breakers.get(name)
             if b is None:
-                expected, exclude, fallback, timeout = self._per_name.get(name, self._default)
-                native = self._native.get(name, expected, exclude)
+                expected, exclude, trip_on, fallback, timeout = self._per_name.get(name, self._default)
+                native = self._native.get(name, expected, exclude, trip_on)
                 b = CircuitBreaker._from_native(native, fallback, timeout)
                 if native.name == name:
                     self._breakers[name] = b

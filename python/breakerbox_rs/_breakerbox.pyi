@@ -63,6 +63,7 @@ class Breaker:
         *,
         expected_exception: Union[_Excs, Callable[[BaseException], bool], None] = None,
         exclude: Optional[_Excs] = None,
+        trip_on: Optional[_Excs] = None,
         clock: Optional["ManualClock"] = None,
         **settings: Any,
     ) -> None: ...
@@ -109,6 +110,7 @@ class Registry:
         name: str,
         expected_exception: Union[_Excs, Callable[[BaseException], bool], None] = None,
         exclude: Optional[_Excs] = None,
+        trip_on: Optional[_Excs] = None,
     ) -> Breaker: ...
     def names(self) -> List[str]: ...
     def __len__(self) -> int: ...

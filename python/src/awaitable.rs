@@ -17,9 +17,10 @@
 //! through `__next__` and steps the coroutine through its `send` method.)
 
 use crate::breaker::Breaker;
+use crate::clock::PyClock;
 use crate::decorator::bind_method;
 use crate::errors::{raise_rejected, rejected_error};
-use breakerbox::{DefaultClock, OwnedPermit, Rejected};
+use breakerbox::{OwnedPermit, Rejected};
 use pyo3::exceptions::{PyRuntimeError, PyStopIteration, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
@@ -104,7 +105,7 @@ enum Stage {
     Running {
         inner: Py<PyAny>,
         drive: Drive,
-        permit: Option<OwnedPermit<DefaultClock>>,
+        permit: Option<OwnedPermit<PyClock>>,
     },
     /// Finished (returned, raised, closed).
     Done,

@@ -50,15 +50,16 @@ impl Breaker {
 #[pymethods]
 impl Breaker {
     #[new]
-    #[pyo3(signature = (*, expected_exception=None, exclude=None, clock=None, **kwargs))]
+    #[pyo3(signature = (*, expected_exception=None, exclude=None, trip_on=None, clock=None, **kwargs))]
     fn new(
         py: Python<'_>,
         expected_exception: Option<Bound<'_, PyAny>>,
         exclude: Option<Bound<'_, PyAny>>,
+        trip_on: Option<Bound<'_, PyAny>>,
         clock: Option<Bound<'_, PyAny>>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let classify = Arc::new(Classify::new(py, expected_exception, exclude)?);
+        let classify = Arc::new(Classify::new(py, expected_exception, exclude, trip_on)?);
         let (config, name) = parse_config(py, kwargs)?;
         let clock = clock_arg(clock.as_ref())?;
         let mut b = CircuitBreaker::builder().config(config).clock(clock);

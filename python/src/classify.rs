@@ -15,6 +15,8 @@ pub(crate) struct Classify {
     predicate: Option<Py<PyAny>>,
     /// Types whose exceptions record nothing.
     exclude: Option<Py<PyAny>>,
+    /// Types whose exceptions are failures that open the breaker at once (`Outcome::Trip`).
+    trip: Option<Py<PyAny>>,
 }
 
 impl Classify {
@@ -22,6 +24,7 @@ impl Classify {
         py: Python<'_>,
         expected: Option<Bound<'_, PyAny>>,
         exclude: Option<Bound<'_, PyAny>>,
+        trip: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let (expected, predicate) = match expected {
             None => (Some(py.get_type::<PyException>().into_any().unbind()), None),
@@ -53,10 +56,24 @@ impl Classify {
                 }
             },
         };
+        let trip = match trip {
+            None => None,
+            Some(v) => match exception_types(py, &v) {
+                Some(Ok(t)) => Some(t),
+                Some(Err(bad)) => return Err(not_exception_class("trip_on", &bad)),
+                None => {
+                    return Err(PyTypeError::new_err(format!(
+                        "`trip_on` must be an exception class or a tuple or list of them, not {}",
+                        describe(&v)
+                    )))
+                }
+            },
+        };
         Ok(Classify {
             expected,
             predicate,
             exclude,
+            trip,
         })
     }
 
@@ -70,6 +87,13 @@ impl Classify {
         if let Some(ex) = &self.exclude {
             if err.is_instance(py, ex.bind(py)) {
                 return Outcome::Ignore;
+            }
+        }
+        // After `exclude` (ignore first), before `expected_exception`: as the core's
+        // `Classification` orders ignore, trip and record rules.
+        if let Some(t) = &self.trip {
+            if err.is_instance(py, t.bind(py)) {
+                return Outcome::Trip;
             }
         }
         if let Some(p) = &self.predicate {

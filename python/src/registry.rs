@@ -70,16 +70,18 @@ impl Registry {
     }
 
     /// The breaker `name`, created on first use (the shared overflow breaker once the
-    /// registry is full), classifying exceptions with `expected_exception` / `exclude`.
-    #[pyo3(signature = (name, expected_exception=None, exclude=None))]
+    /// registry is full), classifying exceptions with `expected_exception` / `exclude` /
+    /// `trip_on`.
+    #[pyo3(signature = (name, expected_exception=None, exclude=None, trip_on=None))]
     fn get(
         &self,
         py: Python<'_>,
         name: &str,
         expected_exception: Option<Bound<'_, PyAny>>,
         exclude: Option<Bound<'_, PyAny>>,
+        trip_on: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Breaker> {
-        let classify = Arc::new(Classify::new(py, expected_exception, exclude)?);
+        let classify = Arc::new(Classify::new(py, expected_exception, exclude, trip_on)?);
         let inner = self.inner.get(name);
         Ok(Breaker {
             py_name: PyString::new(py, inner.name()).unbind(),

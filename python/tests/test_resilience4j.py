@@ -1,4 +1,4 @@
-"""Issue 14's controls through the Python API: manual transitions, the automatic
+"""resilience4j's controls through the Python API: manual transitions, the automatic
 open -> half-open timer, half-open decided by rate, the initial state, the new metrics."""
 
 import time
@@ -155,3 +155,34 @@ def test_trial_metrics_while_half_open():
     succeed(b)
     m = b.metrics()
     assert (m["half_open_trials"], m["half_open_trial_failures"]) == (1, 0)
+
+
+def test_trip_on_opens_at_once_after_exclude_and_before_expected_exception():
+    b = CircuitBreaker(failure_threshold=5, exclude=(FileNotFoundError,), trip_on=(ConnectionError,))
+
+    @b
+    def call(exc):
+        raise exc
+
+    # A subclass of an excluded type that is also a trip type: exclude wins.
+    class Both(FileNotFoundError, ConnectionError):
+        pass
+
+    for _ in range(3):
+        with pytest.raises(Both):
+            call(Both())
+    with pytest.raises(ValueError):
+        call(ValueError())  # an ordinary failure: one of five
+    assert b.state == CLOSED
+    assert b.classify(ConnectionRefusedError()) == "trip"
+    with pytest.raises((ConnectionRefusedError, CircuitBreakerError)):
+        call(ConnectionRefusedError())
+    assert b.state == OPEN
+    m = b.metrics()
+    assert (m["failures"], m["ignored"]) == (2, 3)
+
+
+@pytest.mark.parametrize("bad", [int, "ConnectionError", (ConnectionError, 3)])
+def test_trip_on_takes_exception_classes_only(bad):
+    with pytest.raises(TypeError, match="trip_on"):
+        CircuitBreaker(trip_on=bad)
