@@ -1,4 +1,4 @@
-//! Regression tests for the defects of issue 9 (other than the long-horizon ones, which live in
+//! Regression tests for known defects (other than the long-horizon ones, which live in
 //! `tests/horizons.rs`). Each failed on the code before the fix.
 
 use breakerbox::{

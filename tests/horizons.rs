@@ -1,5 +1,5 @@
 //! Long horizons on the manual clock: a breaker must keep counting after any number of
-//! transitions, resets and late reports (issue 9, defect 1).
+//! transitions, resets and late reports.
 //!
 //! Each test drives the breaker through 100,000 OPEN/HALF-OPEN cycles (200,000 generations,
 //! three full wraps of the 16-bit window tags; tens of thousands of wraps when built with

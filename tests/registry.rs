@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 
 /// `on_event` racing `get` of new names: every breaker, whichever side won, ends up with every
-/// listener exactly once (issue 9, defect 4: listeners were missing or attached twice).
+/// listener exactly once (a defect once had listeners missing or attached twice).
 #[test]
 fn listeners_reach_every_breaker_exactly_once_under_races() {
     const GETTERS: usize = 3;

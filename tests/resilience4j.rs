@@ -1,4 +1,4 @@
-//! The controls and semantics a resilience4j user expects (issue 14): manual transitions, the
+//! The controls and semantics a resilience4j user expects: manual transitions, the
 //! automatic OPEN -> HALF-OPEN timer, half-open decided by rate, the initial state, the
 //! rate-exceeded and ignored events, the slow-call split, the per-state rejected figure, and
 //! each documented difference. Time comes from the manual clock; the automatic timer runs on

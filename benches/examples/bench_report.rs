@@ -447,7 +447,7 @@ fn main() {
             tw / c <= 1.5,
         ));
     }
-    // Issue 10: against the floors of the same run.
+    // Against the floors of the same run.
     let floor_add = get("floor/fetch_add_relaxed");
     let floor_load = get("floor/load_acquire");
     if let (Some(bb), Some(f)) = (get("closed/breakerbox"), floor_add) {

@@ -712,7 +712,7 @@ fn sealed_window_shows_only_counted_outcomes() {
     });
 }
 
-// ----- backoff step, half-open guards, tag wrap (issue 9) --------------------------------------
+// ----- backoff step, half-open guards, tag wrap ------------------------------------------------
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
