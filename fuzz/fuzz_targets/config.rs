@@ -6,8 +6,8 @@
 
 use arbitrary::Arbitrary;
 use breakerbox::{
-    CircuitBreaker, Config, ConfigError, HalfOpenDecision, ManualClock, OpenWait, State,
-    WindowConfig, MAX_HALF_OPEN, MAX_OPEN_WAIT, MAX_RATE_TRIALS,
+    CircuitBreaker, Classification, Config, ConfigError, HalfOpenDecision, ManualClock, OpenWait,
+    Rule, State, WindowConfig, MAX_HALF_OPEN, MAX_OPEN_WAIT, MAX_RATE_TRIALS,
 };
 use std::sync::Arc;
 use libfuzzer_sys::fuzz_target;
@@ -126,6 +126,8 @@ struct Input {
     by_rate: bool,
     initial_state: u8,
     automatic_half_open: bool,
+    /// Classification rules: (list 0 ignore / 1 trip / 2 record, a status range or any error).
+    rules: Vec<(u8, Option<(u16, u16)>)>,
     /// Calls to make if the configuration is valid.
     calls: Vec<(bool, u8)>,
 }
@@ -168,6 +170,21 @@ impl Input {
             },
             initial_state: State::ALL[usize::from(self.initial_state % 6)],
             automatic_half_open: self.automatic_half_open,
+            classification: {
+                let mut c = Classification::default();
+                for &(list, status) in self.rules.iter().take(8) {
+                    let rule = match status {
+                        Some((from, to)) => Rule::status_range(from, to),
+                        None => Rule::any_error(),
+                    };
+                    match list % 3 {
+                        0 => c.ignore.push(rule),
+                        1 => c.trip.push(rule),
+                        _ => c.record.push(rule),
+                    }
+                }
+                c
+            },
         }
     }
 
@@ -205,6 +222,15 @@ impl Input {
         if let Some(t) = c.call_timeout {
             b = b.call_timeout(t);
         }
+        for r in &c.classification.ignore {
+            b = b.ignore(r.clone());
+        }
+        for r in &c.classification.trip {
+            b = b.trip_on(r.clone());
+        }
+        for r in &c.classification.record {
+            b = b.record(r.clone());
+        }
         b = match c.max_half_open_wait {
             Some(w) => b.max_half_open_wait(w),
             None => b.no_max_half_open_wait(),
@@ -237,6 +263,21 @@ fn build(
         assert_eq!(b.build().unwrap_err().field(), "automatic_half_open");
     }
     shared
+}
+
+/// Every status rule within HTTP statuses (100 ..= 999) and its range not empty, read from
+/// each rule's printed form (`status 503`, `status 500-599`), independently of the validation.
+fn statuses_ok(c: &Config) -> bool {
+    let k = &c.classification;
+    k.ignore.iter().chain(&k.trip).chain(&k.record).all(|r| {
+        let text = format!("{r:?}");
+        let Some(range) = text.strip_prefix("status ") else {
+            return true;
+        };
+        let (from, to) = range.split_once('-').unwrap_or((range, range));
+        let (from, to): (u16, u16) = (from.parse().unwrap(), to.parse().unwrap());
+        (100..=999).contains(&from) && (100..=999).contains(&to) && from <= to
+    })
 }
 
 /// The documented limits (`Config` field docs and `Config::validate`), stated independently.
@@ -290,6 +331,7 @@ fn valid(c: &Config) -> bool {
         && c.call_timeout.is_none()
         && c.max_half_open_wait.is_none_or(|w| w >= ms && w <= day)
         && matches!(c.half_open_timeout_state, State::Open | State::Closed)
+        && statuses_ok(c)
         && (c.half_open_decision == HalfOpenDecision::FirstFailure
             || (rate_rule
                 && c.half_open_permits <= MAX_RATE_TRIALS
