@@ -9,8 +9,8 @@ use breakerbox::{
     CircuitBreaker, Classification, Config, ConfigError, HalfOpenDecision, ManualClock, OpenWait,
     Rule, State, WindowConfig, MAX_HALF_OPEN, MAX_OPEN_WAIT, MAX_RATE_TRIALS,
 };
-use std::sync::Arc;
 use libfuzzer_sys::fuzz_target;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A float, with the interesting values easy to reach.
