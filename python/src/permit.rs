@@ -38,6 +38,13 @@ impl Permit {
         Ok(())
     }
 
+    /// The call failed in a way that says the dependency will not recover soon: the failure
+    /// is recorded and the breaker opens at once (from closed or half-open).
+    fn trip(&mut self) -> PyResult<()> {
+        self.take()?.record(breakerbox::Outcome::Trip);
+        Ok(())
+    }
+
     /// The call says nothing about the dependency: nothing is recorded, a trial slot is
     /// given back (also what a cancelled call does).
     fn ignore(&mut self) -> PyResult<()> {
@@ -46,7 +53,7 @@ impl Permit {
     }
 
     /// Reports the call as having raised `exc`, classified by the breaker's rules; returns the
-    /// outcome recorded (`"failure"`, `"success"` or `"ignore"`).
+    /// outcome recorded (`"failure"`, `"success"`, `"ignore"` or `"trip"`).
     fn exception(&mut self, py: Python<'_>, exc: Bound<'_, PyAny>) -> PyResult<&'static str> {
         if !exc.is_instance_of::<pyo3::exceptions::PyBaseException>() {
             return Err(pyo3::exceptions::PyTypeError::new_err(format!(

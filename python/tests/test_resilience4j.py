@@ -186,3 +186,13 @@ def test_trip_on_opens_at_once_after_exclude_and_before_expected_exception():
 def test_trip_on_takes_exception_classes_only(bad):
     with pytest.raises(TypeError, match="trip_on"):
         CircuitBreaker(trip_on=bad)
+
+
+def test_a_permit_reported_as_a_trip_opens_at_once():
+    b = CircuitBreaker(failure_threshold=5)
+    b.acquire().trip()
+    assert b.state == OPEN
+    assert b.metrics()["failures"] == 1
+    b.transition_to_half_open()
+    b.acquire().trip()  # a trial: re-opens
+    assert b.state == OPEN
