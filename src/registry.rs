@@ -17,6 +17,15 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 type Hasher = foldhash::fast::RandomState;
 
+/// Called with each breaker a registry creates; returns `false` when it wants no more.
+pub(crate) type CreateHook<C> = Box<dyn FnMut(&Arc<CircuitBreaker<C>>) -> bool + Send>;
+
+/// What a registry runs on each breaker it creates (see `Registry::hooks`).
+struct Hooks<C: Clock> {
+    listeners: Vec<Listener>,
+    created: Vec<CreateHook<C>>,
+}
+
 const DEFAULT_CAPACITY_LIMIT: usize = 10_000;
 const OVERFLOW: &str = "(overflow)";
 
@@ -72,16 +81,16 @@ pub struct Registry<C: Clock + Clone = DefaultClock> {
     overrides: papaya::HashMap<String, Config, Hasher>,
     breakers: papaya::HashMap<String, Arc<CircuitBreaker<C>>, Hasher>,
     clock: C,
-    /// The registry's listeners. The lock also serialises every change of the breaker set
-    /// (creating a breaker, attaching listeners to it, inserting it; `overflow` included) with
-    /// every listener registration: that is what makes "each breaker gets each listener once"
-    /// hold. Lookups of existing breakers never take it.
-    listeners: Mutex<Vec<Listener>>,
-    /// Breakers in `breakers`. Written only under `listeners`' lock, after the insert; it never
+    /// The registry's listeners and creation hooks. The lock also serialises every change of
+    /// the breaker set (creating a breaker, attaching listeners to it, inserting it; `overflow`
+    /// included) with every registration: that is what makes "each breaker gets each listener
+    /// (and hook) once" hold. Lookups of existing breakers never take it.
+    hooks: Mutex<Hooks<C>>,
+    /// Breakers in `breakers`. Written only under `hooks`' lock, after the insert; it never
     /// decreases (breakers are never removed).
     count: AtomicUsize,
     limit: usize,
-    /// Shared by the names that found the registry full; set only under `listeners`' lock.
+    /// Shared by the names that found the registry full; set only under `hooks`' lock.
     overflow: OnceLock<Arc<CircuitBreaker<C>>>,
 }
 
@@ -124,7 +133,10 @@ impl<C: Clock + Clone> Registry<C> {
             overrides: papaya::HashMap::with_hasher(Hasher::default()),
             breakers: papaya::HashMap::with_hasher(Hasher::default()),
             clock,
-            listeners: Mutex::new(Vec::new()),
+            hooks: Mutex::new(Hooks {
+                listeners: Vec::new(),
+                created: Vec::new(),
+            }),
             count: AtomicUsize::new(0),
             limit: DEFAULT_CAPACITY_LIMIT,
             overflow: OnceLock::new(),
@@ -163,8 +175,8 @@ impl<C: Clock + Clone> Registry<C> {
     /// included), exactly once each.
     pub fn on_event(&self, listener: impl Fn(&crate::Event<'_>) + Send + Sync + 'static) {
         let l: Listener = Arc::new(listener);
-        let mut listeners = self.lock();
-        listeners.push(l.clone());
+        let mut hooks = self.lock();
+        hooks.listeners.push(l.clone());
         // Every insert into `breakers` happened under this lock, so the iteration sees them all,
         // and a breaker created after we release it copies `listeners`, which now holds `l`.
         for (_, b) in self.breakers.pin().iter() {
@@ -229,7 +241,7 @@ impl<C: Clock + Clone> Registry<C> {
                 None => Err(self.full()),
             };
         }
-        let listeners = self.lock();
+        let mut hooks = self.lock();
         if let Some(b) = map.get(name) {
             return Ok(Arc::clone(b));
         }
@@ -239,7 +251,7 @@ impl<C: Clock + Clone> Registry<C> {
         if count >= self.limit {
             return Err(self.full());
         }
-        let created = self.create(name, &listeners);
+        let created = self.create(name, &mut hooks);
         map.insert(name.to_string(), Arc::clone(&created));
         // Release: publishes the insert to the Acquire load above (see there).
         self.count.store(count + 1, Ordering::Release);
@@ -257,16 +269,16 @@ impl<C: Clock + Clone> Registry<C> {
         if let Some(b) = self.overflow.get() {
             return Arc::clone(b);
         }
-        let listeners = self.lock();
+        let mut hooks = self.lock();
         Arc::clone(
             self.overflow
-                .get_or_init(|| self.create(OVERFLOW, &listeners)),
+                .get_or_init(|| self.create(OVERFLOW, &mut hooks)),
         )
     }
 
-    /// A new breaker for `name` with the registry's listeners. Called under the lock that
-    /// guards `listeners`.
-    fn create(&self, name: &str, listeners: &[Listener]) -> Arc<CircuitBreaker<C>> {
+    /// A new breaker for `name` with the registry's listeners, passed to its creation hooks
+    /// (a hook that says it is done is dropped). Called under the lock that guards `hooks`.
+    fn create(&self, name: &str, hooks: &mut Hooks<C>) -> Arc<CircuitBreaker<C>> {
         let config = self
             .overrides
             .pin()
@@ -285,9 +297,10 @@ impl<C: Clock + Clone> Registry<C> {
                     Some(name.to_string()),
                 ))
             });
-        for l in listeners {
+        for l in &hooks.listeners {
             created.add_listener(l.clone());
         }
+        hooks.created.retain_mut(|hook| hook(&created));
         created
     }
 
@@ -295,10 +308,30 @@ impl<C: Clock + Clone> Registry<C> {
         RegistryFull { limit: self.limit }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<Listener>> {
-        // A panic under this lock leaves the list and the map consistent (each is updated
+    fn lock(&self) -> MutexGuard<'_, Hooks<C>> {
+        // A panic under this lock leaves the lists and the map consistent (each is updated
         // by one call that completes or not), so a poisoned lock is still usable.
-        self.listeners.lock().unwrap_or_else(|e| e.into_inner())
+        self.hooks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `hook` on every breaker, existing and future (the overflow breaker included),
+    /// exactly once each, until it returns `false`. It runs under the registry's lock (as a
+    /// breaker is created), so it must not use the registry.
+    #[cfg(feature = "redis")]
+    pub(crate) fn on_create(&self, mut hook: CreateHook<C>) {
+        let mut hooks = self.lock();
+        // As in `on_event`: every insert happened under this lock, so these are all the
+        // breakers, and one created after we release it runs the hook from `hooks.created`.
+        let mut alive = true;
+        for (_, b) in self.breakers.pin().iter() {
+            alive = alive && hook(b);
+        }
+        if let Some(b) = self.overflow.get() {
+            alive = alive && hook(b);
+        }
+        if alive {
+            hooks.created.push(hook);
+        }
     }
 
     /// The breaker named `name`, if it exists.

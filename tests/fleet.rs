@@ -12,8 +12,8 @@ mod redis_server;
 #[path = "support/trial_cap.rs"]
 mod trial_cap;
 
-use breakerbox::fleet::{FleetConfig, FleetError, FleetEvent, FleetSync};
-use breakerbox::{CircuitBreaker, ManualClock, State};
+use breakerbox::fleet::{FleetConfig, FleetError, FleetEvent, FleetSync, RegistrySync};
+use breakerbox::{CircuitBreaker, Config, ManualClock, OpenWait, Registry, State};
 use redis_server::RedisServer;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -658,4 +658,133 @@ async fn impossible_counts_entries_are_dropped_not_summed() {
         fleet.iter().all(|i| i.breaker.state() == State::Open)
     })
     .await;
+}
+
+/// What a registry's fleet listener saw: `(breaker, event)`.
+type Seen = Arc<Mutex<Vec<(String, FleetEvent)>>>;
+
+fn saw(seen: &Seen, name: &str, pred: impl Fn(&FleetEvent) -> bool) -> bool {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .any(|(n, e)| n == name && pred(e))
+}
+
+/// One instance's registry synced as a whole.
+fn synced_registry(
+    server: &RedisServer,
+    id: &'static str,
+    registry: &Registry<ManualClock>,
+) -> (RegistrySync, Seen) {
+    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let sync = FleetConfig::new(server.url())
+        .prefix("whole-registry")
+        .instance(id)
+        .sync_interval(INTERVAL)
+        .lease_ttl(Duration::from_secs(2))
+        .on_breaker_event(move |name, e| sink.lock().unwrap().push((name.to_string(), e.clone())))
+        .attach_registry(registry)
+        .unwrap();
+    (sync, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_attached_as_a_whole_syncs_its_existing_and_future_breakers() {
+    let Some(server) = redis() else { return };
+    let clock = ManualClock::new();
+    let config = Config {
+        consecutive_failures: Some(1),
+        open_wait: OpenWait::Fixed { wait: WAIT },
+        ..Config::default()
+    };
+    let r1 = Registry::with_clock(config.clone(), clock.clone()).unwrap();
+    let r2 = Registry::with_clock(config, clock.clone()).unwrap();
+    // Before the registry is attached: one breaker on each instance, and on the first
+    // instance one that already has a capped sync of its own (it cannot be attached again).
+    let early = [r1.get("early"), r2.get("early")];
+    let taken = r1.get("taken");
+    let _own = FleetConfig::new(server.url()).attach(&taken).unwrap();
+
+    let (sync1, seen1) = synced_registry(&server, "a", &r1);
+    let (sync2, seen2) = synced_registry(&server, "b", &r2);
+    // After: breakers the registries create now.
+    let late = [r1.get("late"), r2.get("late")];
+    let quiet = [r1.get("quiet"), r2.get("quiet")];
+    until("`taken` reported as not attached", || {
+        saw(&seen1, "taken", |e| {
+            matches!(
+                e,
+                FleetEvent::NotAttached {
+                    error: FleetError::AlreadyAttached
+                }
+            )
+        })
+    })
+    .await;
+    assert_eq!((sync1.attached(), sync2.attached()), (3, 3));
+    for (seen, who) in [(&seen1, "a"), (&seen2, "b")] {
+        for name in ["early", "late", "quiet"] {
+            until(&format!("{who}'s {name} connected"), || {
+                saw(seen, name, |e| matches!(e, FleetEvent::Connected))
+            })
+            .await;
+        }
+    }
+    assert_eq!((sync1.running(), sync2.running()), (3, 3));
+
+    // A breaker that existed before the attach, tripped on one instance, opens on the other.
+    trip(&early[0]);
+    until("the trip of `early` reaches the second instance", || {
+        early[1].state() == State::Open
+    })
+    .await;
+    // And one created after it, the other way round.
+    trip(&late[1]);
+    until("the trip of `late` reaches the first instance", || {
+        late[0].state() == State::Open
+    })
+    .await;
+    assert!(saw(&seen1, "late", |e| matches!(
+        e,
+        FleetEvent::Applied {
+            state: State::Open,
+            ..
+        }
+    )));
+    // Each breaker agrees under its own name only.
+    assert_eq!(quiet[0].state(), State::Closed);
+    assert_eq!(quiet[1].state(), State::Closed);
+
+    // Stopped: a breaker created afterwards is not synced.
+    sync1.stop();
+    let after = r1.get("after");
+    let _ = r2.get("after");
+    tokio::time::sleep(INTERVAL * 10).await;
+    assert!(!saw(&seen1, "after", |_| true));
+    // The other instance's registry is still synced, new breakers included.
+    until("the second instance's `after` connected", || {
+        saw(&seen2, "after", |e| matches!(e, FleetEvent::Connected))
+    })
+    .await;
+    assert_eq!(sync2.attached(), 4);
+    drop(after);
+}
+
+#[test]
+fn a_registry_attach_refuses_bad_settings_and_a_missing_runtime() {
+    let registry = Registry::default();
+    match FleetConfig::new("redis://127.0.0.1:1")
+        .sync_interval(Duration::ZERO)
+        .attach_registry(&registry)
+    {
+        Err(FleetError::Invalid { field, .. }) => assert_eq!(field, "sync_interval"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    assert_eq!(
+        FleetConfig::new("redis://127.0.0.1:1")
+            .attach_registry(&registry)
+            .unwrap_err(),
+        FleetError::NoRuntime
+    );
 }

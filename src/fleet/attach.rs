@@ -2,6 +2,7 @@
 //! and the [`FleetSync`] handle that stops it.
 
 use super::config::{FleetConfig, FleetError};
+use super::events::FleetEvent;
 use super::hook::{self, Shared};
 use super::scripts::Keys;
 use super::task::Task;
@@ -18,8 +19,9 @@ impl FleetConfig {
         breaker: &Arc<CircuitBreaker<C>>,
     ) -> Result<FleetSync, FleetError> {
         let client = self.validate()?;
+        let this = self.named(breaker.name());
         let c = breaker.config();
-        if self.aggregate
+        if this.aggregate
             && c.failure_rate_threshold.is_none()
             && c.slow_call_rate_threshold.is_none()
         {
@@ -31,10 +33,10 @@ impl FleetConfig {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| FleetError::NoRuntime)?;
         // Closed until the first round decides (or finds Redis unreachable and opens it).
         let gate = Arc::new(HalfOpenGate {
-            open: AtomicBool::new(self.fleet_trials.is_none()),
+            open: AtomicBool::new(this.fleet_trials.is_none()),
             demand: AtomicBool::new(false),
         });
-        if self.fleet_trials.is_some() && !breaker.set_half_open_gate(gate.clone()) {
+        if this.fleet_trials.is_some() && !breaker.set_half_open_gate(gate.clone()) {
             return Err(FleetError::AlreadyAttached);
         }
         let shared = Arc::new(Shared {
@@ -42,19 +44,42 @@ impl FleetConfig {
             pending: Mutex::new(None),
         });
         hook::publish_on_transition(breaker, &shared);
-        let keys = Keys::new(&self.prefix, breaker.name());
+        let keys = Keys::new(&this.prefix, breaker.name());
         let task = Task::new(
             Arc::downgrade(breaker),
             shared.clone(),
             gate,
             client,
             keys,
-            self,
+            this,
         );
         Ok(FleetSync {
             task: runtime.spawn(task.run()),
             _shared: shared,
         })
+    }
+
+    /// This configuration with `on_breaker_event` folded into `on_event` for the breaker
+    /// named `name`, so that the task has one listener to call.
+    pub(super) fn named(mut self, name: &str) -> FleetConfig {
+        if let Some(named) = self.on_breaker_event.take() {
+            let plain = self.on_event.take();
+            let name = name.to_string();
+            self.on_event = Some(Arc::new(move |e: &FleetEvent| {
+                if let Some(f) = &plain {
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(e)));
+                }
+                named(&name, e);
+            }));
+        }
+        self
+    }
+
+    /// Gives `e` to the event listener; a panic in it is caught.
+    pub(super) fn emit(&self, e: &FleetEvent) {
+        if let Some(f) = &self.on_event {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(e)));
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! [`FleetError`].
 
 use super::conn::{redacted, Client, Servers};
-use super::events::{FleetEvent, FleetListener};
+use super::events::{FleetEvent, FleetListener, NamedFleetListener};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ pub struct FleetConfig {
     pub(super) timeout: Duration,
     pub(super) aggregate: bool,
     pub(super) on_event: Option<FleetListener>,
+    pub(super) on_breaker_event: Option<NamedFleetListener>,
 }
 
 impl std::fmt::Debug for FleetConfig {
@@ -100,6 +101,7 @@ impl FleetConfig {
             timeout: Duration::from_millis(250),
             aggregate: false,
             on_event: None,
+            on_breaker_event: None,
         }
     }
 
@@ -153,6 +155,18 @@ impl FleetConfig {
     /// Receives the task's [`FleetEvent`]s (on the task; keep it quick). A panic is caught.
     pub fn on_event(mut self, f: impl Fn(&FleetEvent) + Send + Sync + 'static) -> Self {
         self.on_event = Some(Arc::new(f));
+        self
+    }
+
+    /// Receives the task's [`FleetEvent`]s with the name of the breaker they are about (as
+    /// [`on_event`](Self::on_event), which is called too when set): the listener to use when
+    /// one configuration syncs many breakers, as
+    /// [`attach_registry`](Self::attach_registry) does.
+    pub fn on_breaker_event(
+        mut self,
+        f: impl Fn(&str, &FleetEvent) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_breaker_event = Some(Arc::new(f));
         self
     }
 

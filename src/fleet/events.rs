@@ -1,12 +1,16 @@
 //! The fleet's events: what a sync task reports ([`FleetEvent`]), and the callback that
 //! receives them.
 
+use super::config::FleetError;
 use crate::state::State;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// A fleet event callback.
 pub(super) type FleetListener = Arc<dyn Fn(&FleetEvent) + Send + Sync>;
+
+/// A fleet event callback that is also given the breaker's name.
+pub(super) type NamedFleetListener = Arc<dyn Fn(&str, &FleetEvent) + Send + Sync>;
 
 /// What a fleet sync task reports.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,5 +66,15 @@ pub enum FleetEvent {
         slow: u64,
         /// Instances whose counts were summed.
         instances: u64,
+    },
+    /// A breaker of a registry synced with
+    /// [`attach_registry`](super::FleetConfig::attach_registry) could not be attached (for
+    /// example a breaker with no rate rule under `aggregate(true)`, or one that already has a
+    /// capped sync of its own); it runs locally. Reported through
+    /// [`on_breaker_event`](super::FleetConfig::on_breaker_event) (with its name) and
+    /// [`on_event`](super::FleetConfig::on_event).
+    NotAttached {
+        /// Why.
+        error: FleetError,
     },
 }

@@ -61,6 +61,8 @@
 // - `config.rs` — `FleetConfig`: the settings, their setters and their validation;
 // - `conn.rs` — the connection, to one server or a cluster, behind one `ConnectionLike`;
 // - `attach.rs` — `FleetConfig::attach` and the `FleetSync` handle that stops the task;
+// - `registry.rs` — `FleetConfig::attach_registry`: every breaker of a registry, existing and
+//   future, and the `RegistrySync` handle that stops them;
 // - `hook.rs` — which local transitions are published, and the flag that keeps applied ones
 //   from being published back;
 // - `task.rs` — the sync task: its loop, one round, applying the fleet's record;
@@ -78,9 +80,11 @@ mod conn;
 mod events;
 mod hook;
 mod record;
+mod registry;
 mod scripts;
 mod task;
 
 pub use attach::FleetSync;
 pub use config::{FleetConfig, FleetError};
 pub use events::FleetEvent;
+pub use registry::RegistrySync;

@@ -81,9 +81,7 @@ impl<C: Clock> Task<C> {
     }
 
     fn emit(&self, e: FleetEvent) {
-        if let Some(f) = &self.config.on_event {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&e)));
-        }
+        self.config.emit(&e);
     }
 
     /// The gate: open (plain local breaker) unless connected with a fleet cap and no lease.
