@@ -42,6 +42,7 @@ from ._breakerbox import (
     FleetSync,
     ManualClock,
     Permit,
+    RegistrySync,
 )
 from ._errors import CircuitBreakerError, ConfigError
 
@@ -54,6 +55,7 @@ __all__ = [
     "ManualClock",
     "Permit",
     "Registry",
+    "RegistrySync",
     "CLOSED",
     "OPEN",
     "HALF_OPEN",

@@ -9,6 +9,7 @@
 use crate::breaker::Breaker;
 use crate::convert::{to_u32, type_name, Kw};
 use crate::errors::config_error;
+use crate::registry::Registry;
 use breakerbox::fleet::{FleetConfig, FleetError, FleetEvent};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
@@ -197,23 +198,46 @@ impl Fleet {
                 })?,
         };
         let inner = native.get().inner.clone();
-        let mut config = self.config.clone();
-        if let Some(cb) = &self.on_event {
-            let cb = cb.clone_ref(py);
-            let name = inner.name().to_string();
-            config = config.on_event(move |e| {
-                Python::with_gil(|py| {
-                    let cb = cb.bind(py);
-                    if let Err(err) = event_dict(py, &name, e).and_then(|d| cb.call1((d,))) {
-                        err.write_unraisable(py, Some(cb));
-                    }
-                })
-            });
-        }
         let rt = runtime()?;
         let _entered = rt.enter();
-        let sync = config.attach(&inner).map_err(|e| fleet_error(py, e))?;
+        let sync = self
+            .with_listener(py)
+            .attach(&inner)
+            .map_err(|e| fleet_error(py, e))?;
         Ok(FleetSync {
+            sync: Mutex::new(Some(sync)),
+        })
+    }
+
+    /// Syncs every breaker of `registry` (a `Registry`) with the fleet: those it holds now,
+    /// and each one it creates later, as it is created; returns the `RegistrySync` that stops
+    /// them. A breaker that cannot be attached runs alone and gives an event of kind
+    /// `not_attached`.
+    fn attach_registry(
+        &self,
+        py: Python<'_>,
+        registry: &Bound<'_, PyAny>,
+    ) -> PyResult<RegistrySync> {
+        let native = match registry.downcast::<Registry>() {
+            Ok(r) => r.clone(),
+            Err(_) => registry
+                .getattr("_native")
+                .ok()
+                .and_then(|r| r.downcast_into::<Registry>().ok())
+                .ok_or_else(|| {
+                    PyTypeError::new_err(format!(
+                        "`registry` must be a Registry, not {}",
+                        type_name(registry)
+                    ))
+                })?,
+        };
+        let rt = runtime()?;
+        let _entered = rt.enter();
+        let sync = self
+            .with_listener(py)
+            .attach_registry(&native.get().inner)
+            .map_err(|e| fleet_error(py, e))?;
+        Ok(RegistrySync {
             sync: Mutex::new(Some(sync)),
         })
     }
@@ -223,8 +247,28 @@ impl Fleet {
     }
 }
 
+impl Fleet {
+    /// The settings, with `on_event` called (with the GIL taken) on a dict of each event that
+    /// names its breaker; an exception it raises goes to `sys.unraisablehook`.
+    fn with_listener(&self, py: Python<'_>) -> FleetConfig {
+        let config = self.config.clone();
+        let Some(cb) = &self.on_event else {
+            return config;
+        };
+        let cb = cb.clone_ref(py);
+        config.on_breaker_event(move |name, e| {
+            Python::with_gil(|py| {
+                let cb = cb.bind(py);
+                if let Err(err) = event_dict(py, name, e).and_then(|d| cb.call1((d,))) {
+                    err.write_unraisable(py, Some(cb));
+                }
+            })
+        })
+    }
+}
+
 /// A fleet event as a dict: `kind` (`connected`, `unavailable`, `malformed`, `published`,
-/// `applied`, `trial_lease`, `fleet_trip`), `breaker`, and the kind's fields.
+/// `applied`, `trial_lease`, `fleet_trip`, `not_attached`), `breaker`, and the kind's fields.
 fn event_dict<'py>(py: Python<'py>, breaker: &str, e: &FleetEvent) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("breaker", breaker)?;
@@ -254,6 +298,10 @@ fn event_dict<'py>(py: Python<'py>, breaker: &str, e: &FleetEvent) -> PyResult<B
         FleetEvent::TrialLease { held } => {
             d.set_item("held", held)?;
             "trial_lease"
+        }
+        FleetEvent::NotAttached { error } => {
+            d.set_item("error", error.to_string())?;
+            "not_attached"
         }
         FleetEvent::FleetTrip {
             calls,
@@ -311,9 +359,55 @@ impl FleetSync {
     }
 }
 
+/// The fleet syncs of a registry's breakers (`Fleet.attach_registry`). `stop()` ends them (so
+/// does garbage collection); breakers the registry creates afterwards are not synced.
+#[pyclass(frozen, module = "breakerbox_rs._breakerbox", name = "RegistrySync")]
+pub(crate) struct RegistrySync {
+    sync: Mutex<Option<breakerbox::fleet::RegistrySync>>,
+}
+
+#[pymethods]
+impl RegistrySync {
+    /// Stops every sync (nothing if already stopped).
+    fn stop(&self) {
+        let sync = self.sync.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(sync);
+    }
+
+    /// How many breakers are synced (those that could not be attached are not counted).
+    #[getter]
+    fn attached(&self) -> usize {
+        self.sync
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map_or(0, |s| s.attached())
+    }
+
+    /// How many of the syncs are running.
+    #[getter]
+    fn running(&self) -> usize {
+        self.sync
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map_or(0, |s| s.running())
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, _args: &Bound<'_, pyo3::types::PyTuple>) {
+        self.stop();
+    }
+}
+
 /// Registers the fleet classes.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Fleet>()?;
     m.add_class::<FleetSync>()?;
+    m.add_class::<RegistrySync>()?;
     Ok(())
 }

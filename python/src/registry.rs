@@ -17,7 +17,7 @@ use std::sync::Arc;
 /// Named breakers created on first use. `breakerbox_rs.Registry` wraps it.
 #[pyclass(frozen, module = "breakerbox_rs._breakerbox", name = "Registry")]
 pub(crate) struct Registry {
-    inner: breakerbox::Registry<PyClock>,
+    pub(crate) inner: breakerbox::Registry<PyClock>,
 }
 
 #[pymethods]

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from breakerbox_rs import CircuitBreaker, ConfigError, Fleet, FleetSync, ManualClock
+from breakerbox_rs import CircuitBreaker, ConfigError, Fleet, FleetSync, ManualClock, Registry, RegistrySync
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLE = os.path.join(HERE, "..", "examples", "fleet.py")
@@ -204,6 +204,52 @@ def test_a_callback_that_raises_changes_nothing(redis_url):
     finally:
         sys.unraisablehook = old
     assert isinstance(hooks[0].exc_value, ValueError)
+
+
+def test_a_registry_synced_as_a_whole_includes_breakers_created_later(redis_url):
+    clock = ManualClock()
+    regs = [Registry(failure_threshold=1, recovery_timeout=30, clock=clock) for _ in range(2)]
+    events = [Events(), Events()]
+    early = [r.get("early") for r in regs]  # exists before the attach
+    syncs = [
+        Fleet(redis_url, prefix="whole", instance=f"i{n}", sync_interval=0.02, on_event=ev).attach_registry(r)
+        for n, (r, ev) in enumerate(zip(regs, events))
+    ]
+    assert isinstance(syncs[0], RegistrySync)
+    late = [r.get("late") for r in regs]  # created after it: synced as it is created
+    assert [s.attached for s in syncs] == [2, 2]
+    until(
+        "every breaker connected",
+        lambda: all(ev.saw(kind="connected", breaker=n) for ev in events for n in ("early", "late")),
+    )
+
+    with pytest.raises(ZeroDivisionError):
+        early[0].call(lambda: 1 / 0)
+    until("early opens on the other instance", lambda: early[1].state == "open")
+    with pytest.raises(ZeroDivisionError):
+        late[1].call(lambda: 1 / 0)
+    until("late opens on the other instance", lambda: late[0].state == "open")
+    assert events[0].saw(kind="applied", breaker="late", state="open", from_instance="i1")
+
+    with syncs[0]:
+        pass  # leaving the block stops it
+    assert syncs[0].running == 0 and syncs[0].attached == 0
+    regs[0].get("after")
+    assert syncs[0].attached == 0  # not synced any more
+    syncs[1].stop()
+    with pytest.raises(TypeError):
+        Fleet(redis_url).attach_registry(object())
+
+
+def test_a_registry_breaker_that_cannot_be_attached_is_reported(redis_url):
+    ev = Events()
+    reg = Registry(failure_threshold=1)  # no rate rule: cannot join a fleet window
+    with Fleet(redis_url, prefix="na", aggregate=True, on_event=ev).attach_registry(reg) as sync:
+        reg.get("plain")
+        until("reported", lambda: ev.saw(kind="not_attached", breaker="plain"))
+        assert sync.attached == 0
+        assert "rate rule" in next(e["error"] for e in ev.items if e["kind"] == "not_attached")
+        assert reg.get("plain").call(lambda: 5) == 5  # runs alone
 
 
 @pytest.mark.parametrize(
