@@ -252,6 +252,45 @@ def test_a_registry_breaker_that_cannot_be_attached_is_reported(redis_url):
         assert reg.get("plain").call(lambda: 5) == 5  # runs alone
 
 
+def _pybreaker():
+    from breakerbox_rs import pybreaker
+
+    return pybreaker.CircuitBreaker(fail_max=1, reset_timeout=30, name="dropin"), lambda b: b.current_state
+
+
+def _circuitbreaker():
+    from breakerbox_rs import circuitbreaker
+
+    return circuitbreaker.CircuitBreaker(failure_threshold=1, recovery_timeout=30, name="dropin"), lambda b: b.state
+
+
+def _aiobreaker():
+    import datetime
+
+    from breakerbox_rs import aiobreaker
+
+    b = aiobreaker.CircuitBreaker(fail_max=1, timeout_duration=datetime.timedelta(seconds=30), name="dropin")
+    return b, lambda b: b.current_state.name.lower()
+
+
+@pytest.mark.parametrize("make", [_pybreaker, _circuitbreaker, _aiobreaker], ids=["pybreaker", "circuitbreaker", "aiobreaker"])
+def test_the_drop_in_breakers_share_state_through_fleet_mode(redis_url, make):
+    # What the peers' Redis storage gives (state shared by processes), through fleet mode.
+    (a, state), (b, _) = make(), make()
+    events = [Events(), Events()]
+    syncs = [
+        Fleet(redis_url, prefix=f"dropin-{make.__name__}", instance=i, sync_interval=0.02, on_event=ev).attach(br)
+        for i, br, ev in (("a", a, events[0]), ("b", b, events[1]))
+    ]
+    until("connected", lambda: all(ev.saw(kind="connected") for ev in events))
+    with pytest.raises(Exception):
+        a.call(lambda: 1 / 0)
+    assert state(a) == "open"
+    until("the other instance opens", lambda: state(b) == "open")
+    for s in syncs:
+        s.stop()
+
+
 @pytest.mark.parametrize(
     "kwargs, field",
     [
