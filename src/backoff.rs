@@ -1,10 +1,11 @@
 //! Open-wait interval functions: how long the breaker stays OPEN after its n-th consecutive
 //! opening (the count resets when it closes).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long an OPEN breaker waits before letting trial calls through.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(
     feature = "serde",
@@ -29,31 +30,75 @@ pub enum OpenWait {
         max: Duration,
     },
     /// A function of the opening's number in a row (1 for the first), as resilience4j's
-    /// `IntervalFunction`, capped at `max`. A `fn` pointer (any closure that captures
-    /// nothing), so that the configuration stays `Copy`; if it panics the wait is `max`. Not
-    /// expressible in config files.
+    /// `IntervalFunction`, capped at `max`: any `Fn(u32) -> Duration` (closures that capture
+    /// included; made with [`OpenWait::custom`]). It is called when the breaker opens, on the
+    /// thread that opens it, possibly more than once for one opening when threads race; if it
+    /// panics the wait is `max`. Not expressible in config files.
     ///
     /// ```
     /// use breakerbox::OpenWait;
     /// use std::time::Duration;
     ///
-    /// let w = OpenWait::Custom {
-    ///     f: |n| Duration::from_secs(10 * u64::from(n)),
-    ///     max: Duration::from_secs(25),
-    /// };
+    /// let step = Duration::from_secs(10);
+    /// let w = OpenWait::custom(move |n| step * n, Duration::from_secs(25));
     /// assert_eq!(w.base_wait(1), Duration::from_secs(10));
     /// assert_eq!(w.base_wait(3), Duration::from_secs(25));
     /// ```
     #[cfg_attr(feature = "serde", serde(skip))]
     Custom {
         /// The wait of the `n`-th opening in a row.
-        f: fn(u32) -> Duration,
+        f: WaitFn,
         /// The cap (at most 24 h): also the longest wait the breaker plans for.
         max: Duration,
     },
 }
 
+/// The function of an [`OpenWait::Custom`]: the wait of the `n`-th opening in a row. Cloning
+/// it shares the function.
+#[derive(Clone)]
+pub struct WaitFn(Arc<dyn Fn(u32) -> Duration + Send + Sync>);
+
+impl WaitFn {
+    /// Wraps `f`.
+    pub fn new(f: impl Fn(u32) -> Duration + Send + Sync + 'static) -> Self {
+        WaitFn(Arc::new(f))
+    }
+
+    /// The wait `f` gives for the `n`-th opening in a row (uncapped; a panic propagates).
+    pub fn call(&self, n: u32) -> Duration {
+        (self.0)(n)
+    }
+}
+
+impl<F: Fn(u32) -> Duration + Send + Sync + 'static> From<F> for WaitFn {
+    fn from(f: F) -> Self {
+        WaitFn::new(f)
+    }
+}
+
+impl std::fmt::Debug for WaitFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WaitFn(..)")
+    }
+}
+
+impl PartialEq for WaitFn {
+    /// The same function: one made by [`WaitFn::new`] and its clones.
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 impl OpenWait {
+    /// A wait given by `f` for the `n`-th opening in a row (1 for the first), capped at `max`
+    /// (see [`OpenWait::Custom`]).
+    pub fn custom(f: impl Fn(u32) -> Duration + Send + Sync + 'static, max: Duration) -> Self {
+        OpenWait::Custom {
+            f: WaitFn::new(f),
+            max,
+        }
+    }
+
     /// A fixed wait.
     pub const fn fixed(wait: Duration) -> Self {
         OpenWait::Fixed { wait }
@@ -82,8 +127,9 @@ impl OpenWait {
         match *self {
             OpenWait::Fixed { wait } => wait,
             // User code: a panic gives the cap (the breaker's state must not depend on it).
-            OpenWait::Custom { f, max } => {
-                std::panic::catch_unwind(|| f(n)).map_or(max, |w| w.min(max))
+            OpenWait::Custom { ref f, max } => {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.call(n)))
+                    .map_or(max, |w| w.min(max))
             }
             OpenWait::Exponential {
                 initial,
@@ -114,11 +160,11 @@ impl OpenWait {
 }
 
 impl PartialEq for OpenWait {
-    /// Field by field; two `Custom` waits are equal when their caps are and their functions
-    /// have the same address (`std::ptr::fn_addr_eq`: one function may have several).
+    /// Field by field; two `Custom` waits are equal when their caps are and they share one
+    /// function (made by one [`WaitFn::new`]).
     fn eq(&self, other: &Self) -> bool {
         use OpenWait::*;
-        match (*self, *other) {
+        match (self, other) {
             (Fixed { wait: a }, Fixed { wait: b }) => a == b,
             (
                 Exponential {
@@ -132,9 +178,7 @@ impl PartialEq for OpenWait {
                     max: x2,
                 },
             ) => i1 == i2 && m1 == m2 && x1 == x2,
-            (Custom { f: f1, max: a }, Custom { f: f2, max: b }) => {
-                a == b && std::ptr::fn_addr_eq(f1, f2)
-            }
+            (Custom { f: f1, max: a }, Custom { f: f2, max: b }) => a == b && f1 == f2,
             _ => false,
         }
     }

@@ -139,7 +139,7 @@ pub mod reqwest;
 #[cfg(feature = "tower")]
 pub mod tower;
 
-pub use backoff::OpenWait;
+pub use backoff::{OpenWait, WaitFn};
 pub use breaker::Builder;
 pub use breaker::{CircuitBreaker, DefaultClock};
 pub use classify::{Classification, Rule, MAX_SOURCE_DEPTH};

@@ -251,16 +251,15 @@ fn automatic_half_open_follows_the_breakers_clock_without_a_caller() {
 }
 
 /// resilience4j's `waitIntervalFunctionInOpenState`: the open wait as a function of the
-/// opening's number in a row, capped; a panicking function gives the cap.
+/// opening's number in a row (a closure, which may capture), capped; a panicking function
+/// gives the cap.
 #[test]
 fn a_custom_open_wait_function() {
     let clock = ManualClock::new();
+    let step = secs(10);
     let b = CircuitBreaker::builder()
         .consecutive_failures(1)
-        .open_wait_backoff(breakerbox::OpenWait::Custom {
-            f: |n| Duration::from_secs(10 * u64::from(n)),
-            max: secs(25),
-        })
+        .open_wait_backoff(breakerbox::OpenWait::custom(move |n| step * n, secs(25)))
         .clock(clock.clone())
         .build()
         .unwrap();
@@ -284,16 +283,16 @@ fn a_custom_open_wait_function() {
         fail(&b);
     }
     assert_eq!(row, [10, 20, 25]);
-    let panicking = breakerbox::OpenWait::Custom {
-        f: |_| panic!("user code"),
-        max: secs(7),
-    };
+    let panicking = breakerbox::OpenWait::custom(|_| panic!("user code"), secs(7));
     assert_eq!(panicking.base_wait(1), secs(7));
+    // The same function (shared by clones) is equal; another with the same code is not.
+    assert_eq!(panicking.clone(), panicking);
+    assert_ne!(
+        panicking,
+        breakerbox::OpenWait::custom(|_| panic!("user code"), secs(7))
+    );
     let too_long = CircuitBreaker::builder()
-        .open_wait_backoff(breakerbox::OpenWait::Custom {
-            f: |_| secs(1),
-            max: secs(90_000),
-        })
+        .open_wait_backoff(breakerbox::OpenWait::custom(|_| secs(1), secs(90_000)))
         .build()
         .unwrap_err();
     assert_eq!(too_long.field(), "open_wait.max");

@@ -207,9 +207,9 @@ impl Input {
             WindowConfig::Count { size } => b.count_window(size),
             WindowConfig::Time { duration, buckets } => b.time_window(duration, buckets),
         };
-        b = match c.open_wait {
-            OpenWait::Fixed { wait } => b.open_wait(wait),
-            w => b.open_wait_backoff(w),
+        b = match &c.open_wait {
+            OpenWait::Fixed { wait } => b.open_wait(*wait),
+            w => b.open_wait_backoff(w.clone()),
         };
         b = b
             .jitter(c.jitter)

@@ -143,7 +143,11 @@ class CircuitBreaker:
       ``window_duration`` + ``window_buckets`` (a time window).
     - ``recovery_timeout`` (alias ``reset_timeout``; core ``open_wait``): how long to stay open
       (60). With ``open_wait_max`` (and ``open_wait_multiplier``, default 2) the wait grows
-      exponentially over consecutive openings. ``jitter`` in ``[0, 1)`` shortens it randomly.
+      exponentially over consecutive openings. Or a function of the opening's number in a row
+      (1 for the first), returning seconds or a ``timedelta``, capped at ``open_wait_max``
+      (required then): ``recovery_timeout=lambda n: 10 * n, open_wait_max=300``; a function
+      that raises or returns something else gives the cap (the error goes to
+      ``sys.unraisablehook``). ``jitter`` in ``[0, 1)`` shortens it randomly.
     - ``half_open_permits``: trial calls in flight while half-open (1), counted per half-open
       period: a failed trial re-opens, and the earlier period's trials still running do not
       count against the next period's cap (with ``reset_timeout=0`` and a cap of 3, five calls

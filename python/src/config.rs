@@ -32,6 +32,72 @@ const CONFIG_KEYS: &[&str] = &[
     "automatic_half_open",
 ];
 
+/// A fixed or exponential open wait from `open_wait` (seconds), `open_wait_max` and
+/// `open_wait_multiplier`.
+fn open_wait(
+    py: Python<'_>,
+    wait: Option<Duration>,
+    max: Option<Duration>,
+    multiplier: Option<f64>,
+) -> PyResult<breakerbox::OpenWait> {
+    Ok(match (wait, max) {
+        (w, Some(max)) => breakerbox::OpenWait::Exponential {
+            initial: w.unwrap_or(Duration::from_secs(1)),
+            multiplier: multiplier.unwrap_or(2.0),
+            max,
+        },
+        (w, None) => {
+            if multiplier.is_some() {
+                return Err(config_error(
+                    py,
+                    "open_wait_multiplier",
+                    "invalid `open_wait_multiplier`: only with `open_wait_max` (exponential \
+                     backoff)"
+                        .into(),
+                ));
+            }
+            breakerbox::OpenWait::fixed(w.unwrap_or(Duration::from_secs(60)))
+        }
+    })
+}
+
+/// The wait a Python `open_wait` function gives for the `n`-th opening in a row: seconds (a
+/// number) or a `timedelta`, capped at `max`. Anything else (an exception, another type, a
+/// negative or NaN number) gives `max`, and the error goes to `sys.unraisablehook`.
+fn call_wait_fn(f: &Py<PyAny>, n: u32, max: Duration) -> Duration {
+    Python::with_gil(|py| {
+        let f = f.bind(py);
+        let secs = f.call1((n,)).and_then(|v| {
+            let secs = if v.hasattr("total_seconds")? {
+                v.call_method0("total_seconds")?.extract::<f64>()?
+            } else if v.is_instance_of::<pyo3::types::PyBool>() {
+                f64::NAN
+            } else {
+                v.extract::<f64>().map_err(|_| {
+                    PyTypeError::new_err(format!(
+                        "`open_wait` must return seconds or a timedelta, not {}",
+                        crate::convert::type_name(&v)
+                    ))
+                })?
+            };
+            if secs.is_nan() || secs < 0.0 {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "`open_wait` returned {v}: not a wait (seconds >= 0 or a timedelta)"
+                )));
+            }
+            Ok(secs)
+        });
+        match secs {
+            Ok(s) if s >= max.as_secs_f64() => max,
+            Ok(s) => Duration::from_secs_f64(s),
+            Err(e) => {
+                e.write_unraisable(py, Some(f));
+                max
+            }
+        }
+    })
+}
+
 /// Builds and validates a configuration from keyword arguments (see `CircuitBreaker`'s
 /// docstring for their meaning).
 pub(crate) fn parse_config(
@@ -123,28 +189,40 @@ pub(crate) fn parse_config(
     if let Some(m) = minimum {
         c.minimum_calls = m;
     }
-    let wait = kw.secs(py, "open_wait")?.flatten();
+    let wait_fn = kw
+        .raw("open_wait")?
+        .flatten()
+        .filter(|v| v.is_callable() && !v.hasattr("total_seconds").unwrap_or(false));
+    let wait = match wait_fn {
+        Some(_) => None,
+        None => kw.secs(py, "open_wait")?.flatten(),
+    };
     let max = kw.secs(py, "open_wait_max")?.flatten();
     let multiplier = kw.float("open_wait_multiplier")?.flatten();
-    c.open_wait = match (wait, max) {
-        (w, Some(max)) => breakerbox::OpenWait::Exponential {
-            initial: w.unwrap_or(Duration::from_secs(1)),
-            multiplier: multiplier.unwrap_or(2.0),
-            max,
-        },
-        (w, None) => {
+    c.open_wait = match (wait_fn, wait, max) {
+        (Some(f), _, max) => {
+            let Some(max) = max else {
+                return Err(config_error(
+                    py,
+                    "open_wait_max",
+                    "invalid `open_wait_max`: a function as `open_wait` needs its cap, \
+                     `open_wait_max` (seconds)"
+                        .into(),
+                ));
+            };
             if multiplier.is_some() {
                 return Err(config_error(
                     py,
                     "open_wait_multiplier",
-                    "invalid `open_wait_multiplier`: only with `open_wait_max` (exponential \
-                     backoff)"
-                        .into(),
+                    "invalid `open_wait_multiplier`: not with a function as `open_wait`".into(),
                 ));
             }
-            breakerbox::OpenWait::fixed(w.unwrap_or(Duration::from_secs(60)))
+            let f = f.unbind();
+            breakerbox::OpenWait::custom(move |n| call_wait_fn(&f, n, max), max)
         }
+        (None, w, max) => open_wait(py, w, max, multiplier)?,
     };
+
     if let Some(Some(j)) = kw.float("jitter")? {
         c.jitter = j;
     }
@@ -241,8 +319,9 @@ pub(crate) fn config_dict<'py>(py: Python<'py>, c: &Config) -> PyResult<Bound<'p
             d.set_item("open_wait_multiplier", multiplier)?;
             d.set_item("open_wait_max", max.as_secs_f64())?;
         }
-        // Not settable from Python (a Rust function); shown by its cap.
+        // A function: shown as "function", with its cap.
         breakerbox::OpenWait::Custom { max, .. } => {
+            d.set_item("open_wait", "function")?;
             d.set_item("open_wait_max", max.as_secs_f64())?;
         }
     }

@@ -196,3 +196,54 @@ def test_a_permit_reported_as_a_trip_opens_at_once():
     b.transition_to_half_open()
     b.acquire().trip()  # a trial: re-opens
     assert b.state == OPEN
+
+
+def test_open_wait_as_a_function_of_the_opening_in_a_row():
+    # resilience4j's waitIntervalFunctionInOpenState: any callable of n (1 for the first
+    # opening in a row), returning seconds or a timedelta, capped at open_wait_max.
+    import datetime
+
+    from breakerbox_rs import ManualClock
+
+    clock = ManualClock()
+    seen = []
+
+    def wait(n):
+        seen.append(n)
+        return 10 * n if n < 2 else datetime.timedelta(seconds=10 * n)
+
+    b = CircuitBreaker(failure_threshold=1, recovery_timeout=wait, open_wait_max=25, clock=clock)
+    assert b.config()["open_wait"] == "function" and b.config()["open_wait_max"] == 25
+    waits = []
+    fail(b)
+    for _ in range(3):
+        w = b.metrics()["retry_after"]
+        waits.append(round(w))
+        clock.advance(w)
+        fail(b)  # the trial fails: the next opening in a row
+    assert waits == [10, 20, 25]
+    assert seen[:3] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("bad", [lambda n: "soon", lambda n: -1, lambda n: float("nan"), lambda n: 1 / 0, lambda n: True])
+def test_a_bad_open_wait_function_gives_the_cap_and_reports_it(bad, monkeypatch):
+    import sys
+
+    from breakerbox_rs import ManualClock
+
+    hooks = []
+    monkeypatch.setattr(sys, "unraisablehook", hooks.append)
+    b = CircuitBreaker(failure_threshold=1, open_wait=bad, open_wait_max=7, clock=ManualClock())
+    fail(b)
+    assert b.state == OPEN
+    assert b.metrics()["retry_after"] == pytest.approx(7, abs=0.01)
+    assert len(hooks) >= 1
+
+
+def test_an_open_wait_function_needs_its_cap():
+    with pytest.raises(ConfigError) as e:
+        CircuitBreaker(open_wait=lambda n: n)
+    assert e.value.field == "open_wait_max"
+    with pytest.raises(ConfigError) as e:
+        CircuitBreaker(open_wait=lambda n: n, open_wait_max=10, open_wait_multiplier=3)
+    assert e.value.field == "open_wait_multiplier"
