@@ -138,15 +138,15 @@ impl Call {
     /// Records the end of `inner` (`err` is what its last step raised: `StopIteration` when it
     /// returned) and finishes.
     fn finish(&self, stage: &mut Stage, py: Python<'_>, err: PyErr) -> PyErr {
-        if let Stage::Running {
-            permit: Some(p), ..
-        } = std::mem::replace(stage, Stage::Done)
-        {
-            if err.is_instance_of::<PyStopIteration>(py) {
-                p.success();
-            } else {
-                let b = self.guarded.get().breaker.get();
-                p.record(b.classify.outcome(py, &err));
+        if let Stage::Running { inner, permit, .. } = std::mem::replace(stage, Stage::Done) {
+            drop(inner.into_bound(py));
+            if let Some(p) = permit {
+                if err.is_instance_of::<PyStopIteration>(py) {
+                    p.success();
+                } else {
+                    let b = self.guarded.get().breaker.get();
+                    p.record(b.classify.outcome(py, &err));
+                }
             }
         }
         err
@@ -160,8 +160,11 @@ impl Call {
         };
         let g = self.guarded.get();
         let b = g.breaker.get();
-        let args = args.bind(py);
-        let kwargs = kwargs.as_ref().map(|k| k.bind(py));
+        // Bound: released at the end of this step with a plain decref (a `Py` dropped asks
+        // first, through a thread-local, whether the GIL is held).
+        let args = &args.into_bound(py);
+        let kwargs = kwargs.map(|k| k.into_bound(py));
+        let kwargs = kwargs.as_ref();
         let (target, permit) = match b.inner.try_acquire_owned() {
             Ok(p) => (&g.func, Some(p)),
             Err(r) => match &g.fallback {
@@ -247,12 +250,7 @@ impl Call {
                     PyObject::from_owned_ptr(py, result)
                 })),
                 PYGEN_RETURN => {
-                    if let Stage::Running {
-                        permit: Some(p), ..
-                    } = std::mem::replace(stage, Stage::Done)
-                    {
-                        p.success();
-                    }
+                    returned(stage, py);
                     // SAFETY: a new reference.
                     Ok(Step::Returned(unsafe {
                         PyObject::from_owned_ptr(py, result)
@@ -301,12 +299,7 @@ impl Call {
         if unsafe { ffi::PyErr_ExceptionMatches(ffi::PyExc_StopIteration) } != 0 {
             // Returned: the value, read without building a StopIteration when there is none.
             let value = stop_iteration_value(py)?;
-            if let Stage::Running {
-                permit: Some(p), ..
-            } = std::mem::replace(stage, Stage::Done)
-            {
-                p.success();
-            }
+            returned(stage, py);
             return Ok(Step::Returned(value));
         }
         let err = PyErr::fetch(py);
@@ -336,6 +329,18 @@ impl Call {
             }
         }
         self.step(stage, py, value)
+    }
+}
+
+/// The inner coroutine returned: the stage is `Done` and the permit (if any) reports a
+/// success. `inner` is released as a `Bound` (a plain decref: a `Py` dropped asks first,
+/// through a thread-local, whether the GIL is held).
+fn returned(stage: &mut Stage, py: Python<'_>) {
+    if let Stage::Running { inner, permit, .. } = std::mem::replace(stage, Stage::Done) {
+        drop(inner.into_bound(py));
+        if let Some(p) = permit {
+            p.success();
+        }
     }
 }
 
@@ -705,11 +710,25 @@ unsafe extern "C" fn call_dealloc(obj: *mut ffi::PyObject) {
     }
 }
 
-unsafe fn dealloc_body(_py: Python<'_>, obj: *mut ffi::PyObject) -> PyResult<c_int> {
-    // SAFETY: the state is dropped once, then the memory freed with the type's tp_free, and the
-    // reference the object held on its (heap) type released.
+unsafe fn dealloc_body(py: Python<'_>, obj: *mut ffi::PyObject) -> PyResult<c_int> {
+    // SAFETY: the state is moved out once (and dropped below), then the memory freed with the
+    // type's tp_free, and the reference the object held on its (heap) type released.
     unsafe {
-        std::ptr::drop_in_place(std::ptr::addr_of_mut!((*obj.cast::<CallObject>()).call));
+        let call = std::ptr::read(std::ptr::addr_of!((*obj.cast::<CallObject>()).call));
+        // The references are released as `Bound`s: a plain decref (a `Py` dropped asks
+        // first, through a thread-local, whether the GIL is held).
+        drop(call.guarded.into_bound(py));
+        match call.stage.into_inner() {
+            Stage::Pending { args, kwargs } => {
+                drop(args.into_bound(py));
+                drop(kwargs.map(|k| k.into_bound(py)));
+            }
+            Stage::Running { inner, permit, .. } => {
+                drop(permit);
+                drop(inner.into_bound(py));
+            }
+            Stage::Done => {}
+        }
         let tp = ffi::Py_TYPE(obj);
         let free = ffi::PyType_GetSlot(tp, ffi::Py_tp_free);
         if free.is_null() {
