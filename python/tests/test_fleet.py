@@ -1,6 +1,6 @@
-"""Fleet mode against a real redis-server, started here on 127.0.0.1 (a free port) and killed
-by its PID. Without a redis-server binary these tests skip, unless BREAKERBOX_REQUIRE_REDIS is
-set (then they fail).
+"""Fleet mode against a real redis-server (or the binary BREAKERBOX_REDIS_SERVER names, such as
+valkey-server), started here on 127.0.0.1 (a free port) and killed by its PID. Without a
+redis-server binary these tests skip, unless BREAKERBOX_REQUIRE_REDIS is set (then they fail).
 
 The breakers run on manual clocks; the sync tasks on real time, so the tests wait for
 convergence with a generous bound (never a fixed sleep)."""
@@ -29,7 +29,8 @@ def _free_port() -> int:
 
 
 def _need_redis() -> str:
-    exe = shutil.which("redis-server")
+    # BREAKERBOX_REDIS_SERVER: another server binary (valkey-server), as for the Rust tests.
+    exe = os.environ.get("BREAKERBOX_REDIS_SERVER") or shutil.which("redis-server")
     if exe is None:
         if os.environ.get("BREAKERBOX_REQUIRE_REDIS"):
             pytest.fail("BREAKERBOX_REQUIRE_REDIS is set but there is no redis-server")

@@ -4,7 +4,7 @@
 //! (`#[path]`-included next to it) for the free ports.
 #![allow(dead_code)]
 
-use crate::redis_server::free_port;
+use crate::redis_server::{free_port, server_bin};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -51,7 +51,7 @@ impl RedisCluster {
         let node_timeout = if replicas > 0 { "2000" } else { "15000" };
         for &port in &cluster.ports.clone() {
             let conf = cluster.dir.join(format!("nodes-{port}.conf"));
-            let child = Command::new("redis-server")
+            let child = Command::new(server_bin())
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--cluster-enabled", "yes", "--cluster-config-file"])
                 .arg(&conf)

@@ -1,6 +1,9 @@
 //! A throwaway `redis-server` for tests and the `fleet` example: started on 127.0.0.1 on a free
 //! port with persistence off (unless asked), stopped by its PID (on `kill` or drop). Shared by
 //! `tests/fleet*.rs` and `examples/fleet.rs` (`#[path]`-included, so it is written once).
+//!
+//! `BREAKERBOX_REDIS_SERVER` names another server binary to run instead (`valkey-server`: the
+//! same tests on Valkey, as `.ci/valkey.sh` runs them).
 #![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
@@ -18,10 +21,15 @@ pub struct RedisServer {
     dir: Option<std::path::PathBuf>,
 }
 
+/// The server binary: `$BREAKERBOX_REDIS_SERVER`, or `redis-server` from the PATH.
+pub fn server_bin() -> std::ffi::OsString {
+    std::env::var_os("BREAKERBOX_REDIS_SERVER").unwrap_or_else(|| "redis-server".into())
+}
+
 /// Whether a `redis-server` binary is on the PATH. When not (and `BREAKERBOX_REQUIRE_REDIS` is
 /// unset, so the caller skips), appends `<binary>: <test>: <why>` to `BREAKERBOX_SKIP_LOG`.
 pub fn available() -> bool {
-    let found = Command::new("redis-server")
+    let found = Command::new(server_bin())
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -34,8 +42,9 @@ pub fn available() -> bool {
     ) {
         let test = std::thread::current().name().unwrap_or("?").to_owned();
         let line = format!(
-            "{}: {test}: no redis-server on PATH\n",
-            env!("CARGO_CRATE_NAME")
+            "{}: {test}: no {} on PATH\n",
+            env!("CARGO_CRATE_NAME"),
+            server_bin().to_string_lossy()
         );
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -55,15 +64,19 @@ pub fn usable() -> bool {
     }
     assert!(
         std::env::var_os("BREAKERBOX_REQUIRE_REDIS").is_none(),
-        "BREAKERBOX_REQUIRE_REDIS is set but there is no redis-server"
+        "BREAKERBOX_REQUIRE_REDIS is set but there is no {}",
+        server_bin().to_string_lossy()
     );
-    eprintln!("redis-server not found: skipping (install redis-server to run this test)");
+    eprintln!(
+        "{} not found: skipping (install redis-server to run this test)",
+        server_bin().to_string_lossy()
+    );
     false
 }
 
 /// The `redis-server` binary's (major, minor) version, if it runs.
 pub fn version() -> Option<(u32, u32)> {
-    let out = Command::new("redis-server")
+    let out = Command::new(server_bin())
         .arg("--version")
         .output()
         .ok()?;
@@ -144,7 +157,7 @@ impl RedisServer {
     /// (Re)starts the server on the same port, empty.
     pub fn restart(&mut self) {
         self.kill();
-        let child = Command::new("redis-server")
+        let child = Command::new(server_bin())
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(&self.extra)
