@@ -76,10 +76,7 @@ pub fn usable() -> bool {
 
 /// The `redis-server` binary's (major, minor) version, if it runs.
 pub fn version() -> Option<(u32, u32)> {
-    let out = Command::new(server_bin())
-        .arg("--version")
-        .output()
-        .ok()?;
+    let out = Command::new(server_bin()).arg("--version").output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     let v = text.split_whitespace().find_map(|w| w.strip_prefix("v="))?;
     let mut it = v.split('.').map(|n| n.parse().ok());
