@@ -63,9 +63,10 @@ fn open_wait(
 
 /// The wait a Python `open_wait` function gives for the `n`-th opening in a row: seconds (a
 /// number) or a `timedelta`, capped at `max`. Anything else (an exception, another type, a
-/// negative or NaN number) gives `max`, and the error goes to `sys.unraisablehook`.
+/// negative or NaN number) gives `max`, and the error goes to `sys.unraisablehook`. So does a
+/// call while the interpreter shuts down (see `gil`).
 fn call_wait_fn(f: &Py<PyAny>, n: u32, max: Duration) -> Duration {
-    Python::with_gil(|py| {
+    crate::gil::with_gil(|py| {
         let f = f.bind(py);
         let secs = f.call1((n,)).and_then(|v| {
             let secs = if v.hasattr("total_seconds")? {
@@ -96,6 +97,7 @@ fn call_wait_fn(f: &Py<PyAny>, n: u32, max: Duration) -> Duration {
             }
         }
     })
+    .unwrap_or(max)
 }
 
 /// Builds and validates a configuration from keyword arguments (see `CircuitBreaker`'s

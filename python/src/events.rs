@@ -117,7 +117,7 @@ pub(crate) fn listener(
         if mask & bit == 0 {
             return;
         }
-        Python::with_gil(|py| {
+        crate::gil::with_gil(|py| {
             let cb = callback.bind(py);
             if let Err(err) = event_dict(py, e).and_then(|d| cb.call1((d,))) {
                 err.write_unraisable(py, Some(cb));

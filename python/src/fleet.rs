@@ -257,12 +257,12 @@ impl Fleet {
         };
         let cb = cb.clone_ref(py);
         config.on_breaker_event(move |name, e| {
-            Python::with_gil(|py| {
+            crate::gil::with_gil(|py| {
                 let cb = cb.bind(py);
                 if let Err(err) = event_dict(py, name, e).and_then(|d| cb.call1((d,))) {
                     err.write_unraisable(py, Some(cb));
                 }
-            })
+            });
         })
     }
 }

@@ -16,6 +16,7 @@ mod decorator;
 mod errors;
 mod events;
 mod fleet;
+mod gil;
 mod metrics;
 mod permit;
 mod registry;
@@ -46,6 +47,7 @@ fn _breakerbox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Registry>()?;
     m.add_class::<clock::ManualClock>()?;
     fleet::register(m)?;
+    gil::register(m)?;
     add_states(m)?;
     Ok(())
 }
