@@ -788,3 +788,44 @@ fn a_registry_attach_refuses_bad_settings_and_a_missing_runtime() {
         FleetError::NoRuntime
     );
 }
+
+/// Breakers created by several threads while the registry is being attached: each one is
+/// attached exactly once (a second capped attach of one breaker would be refused and reported
+/// as `NotAttached`), whether it was created before or after the attach. No Redis needed: an
+/// attach only starts the task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_breaker_is_attached_exactly_once_while_threads_create_them() {
+    for round in 0..20 {
+        let registry = Arc::new(Registry::default());
+        let not_attached = Arc::new(Mutex::new(Vec::new()));
+        let sink = not_attached.clone();
+        let go = Arc::new(std::sync::Barrier::new(4));
+        let creators: Vec<_> = (0..3)
+            .map(|t| {
+                let (registry, go) = (registry.clone(), go.clone());
+                std::thread::spawn(move || {
+                    go.wait();
+                    for i in 0..100 {
+                        registry.get(&format!("r{round}-t{t}-{i}"));
+                    }
+                })
+            })
+            .collect();
+        go.wait();
+        let sync = FleetConfig::new("redis://127.0.0.1:1")
+            .on_breaker_event(move |name, e| {
+                if let FleetEvent::NotAttached { .. } = e {
+                    sink.lock().unwrap().push(name.to_string());
+                }
+            })
+            .attach_registry(&registry)
+            .unwrap();
+        for c in creators {
+            c.join().unwrap();
+        }
+        assert_eq!(registry.len(), 300);
+        assert_eq!(sync.attached(), 300, "round {round}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(not_attached.lock().unwrap().is_empty(), "round {round}");
+    }
+}
