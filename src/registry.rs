@@ -177,14 +177,22 @@ impl<C: Clock + Clone> Registry<C> {
         let l: Listener = Arc::new(listener);
         let mut hooks = self.lock();
         hooks.listeners.push(l.clone());
-        // Every insert into `breakers` happened under this lock, so the iteration sees them all,
-        // and a breaker created after we release it copies `listeners`, which now holds `l`.
-        for (_, b) in self.breakers.pin().iter() {
+        // A breaker created after we release the lock copies `listeners`, which now holds `l`.
+        self.each_breaker(&hooks, |b| {
             b.add_listener(l.clone());
-        }
-        if let Some(b) = self.overflow.get() {
-            b.add_listener(l);
-        }
+            true
+        });
+    }
+
+    /// Runs `f` on every breaker (the overflow breaker included, if created) while `f` returns
+    /// `true`; `false` if it stopped. The caller holds the lock (`_held`): every insert into
+    /// `breakers` happened under it, so the iteration sees them all.
+    fn each_breaker(
+        &self,
+        _held: &MutexGuard<'_, Hooks<C>>,
+        mut f: impl FnMut(&Arc<CircuitBreaker<C>>) -> bool,
+    ) -> bool {
+        self.breakers.pin().iter().all(|(_, b)| f(b)) && self.overflow.get().is_none_or(f)
     }
 
     /// The breaker named `name`, created from its configuration on first use. Concurrent
@@ -320,16 +328,8 @@ impl<C: Clock + Clone> Registry<C> {
     #[cfg(feature = "redis")]
     pub(crate) fn on_create(&self, mut hook: CreateHook<C>) {
         let mut hooks = self.lock();
-        // As in `on_event`: every insert happened under this lock, so these are all the
-        // breakers, and one created after we release it runs the hook from `hooks.created`.
-        let mut alive = true;
-        for (_, b) in self.breakers.pin().iter() {
-            alive = alive && hook(b);
-        }
-        if let Some(b) = self.overflow.get() {
-            alive = alive && hook(b);
-        }
-        if alive {
+        // A breaker created after we release the lock runs the hook from `hooks.created`.
+        if self.each_breaker(&hooks, &mut hook) {
             hooks.created.push(hook);
         }
     }

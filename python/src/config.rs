@@ -69,18 +69,7 @@ fn call_wait_fn(f: &Py<PyAny>, n: u32, max: Duration) -> Duration {
     crate::gil::with_gil(|py| {
         let f = f.bind(py);
         let secs = f.call1((n,)).and_then(|v| {
-            let secs = if v.hasattr("total_seconds")? {
-                v.call_method0("total_seconds")?.extract::<f64>()?
-            } else if v.is_instance_of::<pyo3::types::PyBool>() {
-                f64::NAN
-            } else {
-                v.extract::<f64>().map_err(|_| {
-                    PyTypeError::new_err(format!(
-                        "`open_wait` must return seconds or a timedelta, not {}",
-                        crate::convert::type_name(&v)
-                    ))
-                })?
-            };
+            let secs = crate::convert::to_secs("open_wait", &v)?;
             if secs.is_nan() || secs < 0.0 {
                 return Err(pyo3::exceptions::PyValueError::new_err(format!(
                     "`open_wait` returned {v}: not a wait (seconds >= 0 or a timedelta)"

@@ -100,13 +100,19 @@ pub(crate) fn short_number(x: f64) -> String {
     }
 }
 
+/// Seconds (int or float, not bool) or a `datetime.timedelta`, as a number of seconds
+/// (unchecked: it may be negative, NaN or huge).
+pub(crate) fn to_secs(key: &str, v: &Bound<'_, PyAny>) -> PyResult<f64> {
+    if let Ok(ts) = v.getattr("total_seconds") {
+        ts.call0()?.extract::<f64>()
+    } else {
+        to_float(key, v)
+    }
+}
+
 /// Seconds (int or float) or a `datetime.timedelta`.
 pub(crate) fn to_duration(py: Python<'_>, key: &str, v: &Bound<'_, PyAny>) -> PyResult<Duration> {
-    let secs = if let Ok(ts) = v.getattr("total_seconds") {
-        ts.call0()?.extract::<f64>()?
-    } else {
-        to_float(key, v)?
-    };
+    let secs = to_secs(key, v)?;
     let limit = if key == "slow_call_duration" {
         u64::MAX as f64
     } else {

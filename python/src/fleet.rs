@@ -184,19 +184,7 @@ impl Fleet {
     /// breaker is). Fleet events go to `on_event(event)` with the breaker's name under
     /// `"breaker"`.
     fn attach(&self, py: Python<'_>, breaker: &Bound<'_, PyAny>) -> PyResult<FleetSync> {
-        let native = match breaker.downcast::<Breaker>() {
-            Ok(b) => b.clone(),
-            Err(_) => breaker
-                .getattr("_core")
-                .ok()
-                .and_then(|c| c.downcast_into::<Breaker>().ok())
-                .ok_or_else(|| {
-                    PyTypeError::new_err(format!(
-                        "`breaker` must be a CircuitBreaker, not {}",
-                        type_name(breaker)
-                    ))
-                })?,
-        };
+        let native = native::<Breaker>(breaker, "_core", "breaker", "CircuitBreaker")?;
         let inner = native.get().inner.clone();
         let rt = runtime()?;
         let _entered = rt.enter();
@@ -218,19 +206,7 @@ impl Fleet {
         py: Python<'_>,
         registry: &Bound<'_, PyAny>,
     ) -> PyResult<RegistrySync> {
-        let native = match registry.downcast::<Registry>() {
-            Ok(r) => r.clone(),
-            Err(_) => registry
-                .getattr("_native")
-                .ok()
-                .and_then(|r| r.downcast_into::<Registry>().ok())
-                .ok_or_else(|| {
-                    PyTypeError::new_err(format!(
-                        "`registry` must be a Registry, not {}",
-                        type_name(registry)
-                    ))
-                })?,
-        };
+        let native = native::<Registry>(registry, "_native", "registry", "Registry")?;
         let rt = runtime()?;
         let _entered = rt.enter();
         let sync = self
@@ -245,6 +221,25 @@ impl Fleet {
     fn __repr__(&self) -> String {
         format!("Fleet({:?})", self.config)
     }
+}
+
+/// The native object behind `obj`: `obj` itself, or the Python wrapper's `attr` (the argument
+/// `arg` must be a `what` otherwise: `TypeError`).
+fn native<'py, T: pyo3::PyClass>(
+    obj: &Bound<'py, PyAny>,
+    attr: &str,
+    arg: &str,
+    what: &str,
+) -> PyResult<Bound<'py, T>> {
+    if let Ok(t) = obj.downcast::<T>() {
+        return Ok(t.clone());
+    }
+    obj.getattr(attr)
+        .ok()
+        .and_then(|a| a.downcast_into::<T>().ok())
+        .ok_or_else(|| {
+            PyTypeError::new_err(format!("`{arg}` must be a {what}, not {}", type_name(obj)))
+        })
 }
 
 impl Fleet {
